@@ -1,0 +1,219 @@
+defmodule LiveCov.Instrument do
+  @moduledoc """
+  Compiles, loads and restores instrumented modules.
+
+  The pipeline for one module:
+
+      {:ok, forms} = LiveCov.Instrument.Forms.fetch(MyMod)
+      {:ok, munged, sites, clauses} = LiveCov.Instrument.Munge.transform(forms.forms, MyMod)
+      {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
+      :ok = LiveCov.Instrument.load(MyMod, binary, forms.beam_path)
+      # ... later
+      {:ok, _still_running} = LiveCov.Instrument.restore(MyMod, forms.binary, forms.beam_path)
+
+  Every counter placeholder becomes `LiveCov.Native.bump(slot, index)` with
+  literal integers. Nothing here ever kills a process: when old code is still
+  running, the functions report the pids and leave them alone.
+  """
+
+  alias LiveCov.Instrument.{Forms, Munge}
+
+  @type error :: {:error, {atom(), String.t()}}
+
+  @doc """
+  Patches the placeholders of `munged_forms` with bump calls for `slot` and
+  compiles them the way cover recompiles a module: the original `source`
+  compile info plus the user options cover keeps, as a binary.
+
+  Options:
+
+    * `:bump_module` - the module whose `bump/2` is called
+      (default `LiveCov.Native`).
+
+  Returns `{:ok, beam_binary}` or `{:error, {:compile_failed, message}}`.
+  """
+  @spec compile(Forms.t(), [tuple()], non_neg_integer(), keyword()) :: {:ok, binary()} | error()
+  def compile(%Forms{} = forms, munged_forms, slot, opts \\ [])
+      when is_list(munged_forms) and is_integer(slot) and slot >= 0 do
+    bump_module = Keyword.get(opts, :bump_module, LiveCov.Native)
+    patched = Munge.patch(munged_forms, &bump_expr(bump_module, slot, &1))
+
+    source = if forms.source, do: [{:source, forms.source}], else: []
+    options = source ++ forms.compile_options ++ [:binary, :return_errors, :return_warnings]
+
+    case :compile.forms(patched, options) do
+      {:ok, _module, binary, _warnings} when is_binary(binary) ->
+        {:ok, binary}
+
+      {:ok, _module, binary} when is_binary(binary) ->
+        {:ok, binary}
+
+      {:error, errors, _warnings} ->
+        {:error,
+         {:compile_failed,
+          "instrumented #{inspect(forms.module)} failed to compile: " <>
+            format_diagnostics(errors) <> "; please report this as a LiveCov bug"}}
+
+      :error ->
+        {:error,
+         {:compile_failed,
+          "instrumented #{inspect(forms.module)} failed to compile; please report this as a LiveCov bug"}}
+    end
+  rescue
+    e ->
+      {:error,
+       {:compile_failed,
+        "instrumented #{inspect(forms.module)} crashed the compiler: #{Exception.message(e)}"}}
+  end
+
+  @doc """
+  The abstract expression that bumps counter `index` of `slot`:
+  `bump_module.bump(slot, index)`.
+  """
+  @spec bump_expr(module(), non_neg_integer(), non_neg_integer()) :: tuple()
+  def bump_expr(bump_module \\ LiveCov.Native, slot, index) do
+    a = :erl_anno.new(0)
+    fun = {:remote, a, {:atom, a, bump_module}, {:atom, a, :bump}}
+    {:call, a, fun, [{:integer, a, slot}, {:integer, a, index}]}
+  end
+
+  @doc """
+  Loads `binary` as the current code of `module`, under the filename
+  `beam_path` (default: where `:code.which/1` says the module comes from), so
+  `:code.which/1` keeps pointing at the original beam.
+
+  Old code is soft-purged first; if processes still run it, nothing is
+  loaded and `{:error, {:old_code_in_use, message}}` names them.
+  """
+  @spec load(module(), binary(), charlist() | String.t() | nil) :: :ok | error()
+  def load(module, binary, beam_path \\ nil) when is_atom(module) and is_binary(binary) do
+    filename = filename(module, beam_path)
+
+    with :ok <- purge_old(module, "loading the instrumented version") do
+      load_binary(module, filename, binary)
+    end
+  end
+
+  @doc """
+  Reloads the original beam of `module` (`original_binary`, from
+  `beam_path`), replacing the instrumented version.
+
+  Old code is soft-purged before loading (if processes still run it,
+  `{:error, {:old_code_in_use, message}}` and nothing changes). After
+  loading, the now-old instrumented version is soft-purged when no process
+  runs it. Returns `{:ok, pids}` where `pids` lists the processes that still
+  run the instrumented code (they keep bumping until they leave it; nothing
+  is killed).
+  """
+  @spec restore(module(), binary(), charlist() | String.t() | nil) :: {:ok, [pid()]} | error()
+  def restore(module, original_binary, beam_path)
+      when is_atom(module) and is_binary(original_binary) do
+    filename = filename(module, beam_path)
+
+    with :ok <- purge_old(module, "restoring the original"),
+         :ok <- load_binary(module, filename, original_binary) do
+      if :code.soft_purge(module), do: {:ok, []}, else: {:ok, old_code_pids(module)}
+    end
+  end
+
+  @doc """
+  Runs `fun` on every element of `items` in parallel (one task per
+  scheduler) and returns the results in the order of `items`. An exception,
+  throw or exit inside `fun` becomes `{:error, {:crashed, message}}` for that
+  element only.
+  """
+  @spec instrument_many([term()], (term() -> term())) :: [term()]
+  def instrument_many(items, fun) when is_list(items) and is_function(fun, 1) do
+    items
+    |> Task.async_stream(&protect(fun, &1),
+      ordered: true,
+      timeout: :infinity,
+      max_concurrency: System.schedulers_online()
+    )
+    |> Enum.map(fn
+      {:ok, result} -> result
+      {:exit, reason} -> {:error, {:crashed, "task exited: #{inspect(reason)}"}}
+    end)
+  end
+
+  @doc "Pids of the processes that run old code of `module`."
+  @spec old_code_pids(module()) :: [pid()]
+  def old_code_pids(module) do
+    Enum.filter(Process.list(), fn pid ->
+      try do
+        :erlang.check_process_code(pid, module) == true
+      catch
+        _, _ -> false
+      end
+    end)
+  end
+
+  ## Helpers
+
+  defp protect(fun, item) do
+    fun.(item)
+  catch
+    kind, reason ->
+      {:error,
+       {:crashed,
+        "instrumenting #{inspect(item)} crashed: " <>
+          Exception.format(kind, reason, __STACKTRACE__)}}
+  end
+
+  defp purge_old(module, doing) do
+    if :code.soft_purge(module) do
+      :ok
+    else
+      pids = old_code_pids(module)
+
+      {:error,
+       {:old_code_in_use,
+        "old code of #{inspect(module)} is still run by #{inspect(pids)}; " <>
+          "#{doing} would kill them. Let them leave the old code (or stop them) and retry"}}
+    end
+  end
+
+  defp load_binary(module, filename, binary) do
+    case :code.load_binary(module, filename, binary) do
+      {:module, ^module} ->
+        :ok
+
+      {:error, reason} ->
+        {:error,
+         {:load_failed,
+          "loading #{inspect(module)} from #{filename} failed: #{inspect(reason)}" <>
+            load_hint(reason)}}
+    end
+  end
+
+  defp load_hint(:sticky_directory), do: "; the module is in a sticky directory"
+  defp load_hint(:not_purged), do: "; old code is still in use, retry later"
+  defp load_hint(:on_load_failure), do: "; the module's on_load function failed"
+  defp load_hint(_), do: ""
+
+  defp filename(_module, path) when is_binary(path), do: String.to_charlist(path)
+  defp filename(_module, path) when is_list(path), do: path
+
+  defp filename(module, nil) do
+    case :code.which(module) do
+      path when is_list(path) and path != [] -> path
+      _ -> ~c"#{module}.beam"
+    end
+  end
+
+  defp format_diagnostics(errors) do
+    errors
+    |> Enum.flat_map(fn {file, diags} ->
+      Enum.map(diags, fn
+        {location, mod, description} ->
+          "#{file}:#{inspect(location)}: #{mod.format_error(description)}"
+
+        other ->
+          "#{file}: #{inspect(other)}"
+      end)
+    end)
+    |> Enum.join("; ")
+  rescue
+    _ -> inspect(errors)
+  end
+end

@@ -1,0 +1,67 @@
+defmodule LiveCov.Native do
+  # NIF stubs only. The documented API is LiveCov.Table; instrumented code calls bump/2.
+  @moduledoc false
+
+  @on_load :load_nif
+
+  @doc false
+  def load_nif do
+    path = library_path()
+
+    case :erlang.load_nif(String.to_charlist(path), :erlang.system_info(:schedulers)) do
+      :ok ->
+        :persistent_term.erase({__MODULE__, :load_error})
+        :ok
+
+      {:error, {_reason, text}} ->
+        # Keep the module loaded so every call can explain what is wrong.
+        :persistent_term.put({__MODULE__, :load_error}, {path, to_string(text)})
+        :ok
+    end
+  end
+
+  @doc false
+  def library_path do
+    priv =
+      case :code.priv_dir(:live_cov) do
+        {:error, _} -> Path.expand("../../priv", __DIR__)
+        dir -> List.to_string(dir)
+      end
+
+    Path.join([priv, "native", "live_cov_nif"])
+  end
+
+  @doc false
+  def load_error, do: :persistent_term.get({__MODULE__, :load_error}, nil)
+
+  defp nif_error do
+    {path, text} = load_error() || {library_path(), "not loaded"}
+
+    raise LiveCov.NativeError,
+      message:
+        "LiveCov's NIF library #{path}.so could not be loaded (#{text}). " <>
+          "Build it with `mix compile` in the live_cov project (needs cargo), " <>
+          "or check that the file exists and matches this OTP version."
+  end
+
+  def bump(_slot, _index), do: nif_error()
+  def bump_rustler(_slot, _index), do: nif_error()
+  def register(_nsites), do: nif_error()
+  def register_at(_slot, _nsites), do: nif_error()
+  def unregister(_slot), do: nif_error()
+  def read(_slot), do: nif_error()
+  def take(_slot), do: nif_error()
+  def add(_slot, _counts), do: nif_error()
+  def reset(_slot), do: nif_error()
+  def reset_all(), do: nif_error()
+  def snapshot(_take), do: nif_error()
+  def snapshot_dirty(_take), do: nif_error()
+  def dirty_threshold(), do: nif_error()
+  def info(), do: nif_error()
+  def debug_panic(_message), do: nif_error()
+end
+
+defmodule LiveCov.NativeError do
+  @moduledoc "Raised when LiveCov's NIF library is missing or cannot be loaded."
+  defexception [:message]
+end

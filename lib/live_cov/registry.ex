@@ -1,0 +1,152 @@
+defmodule LiveCov.Registry do
+  @moduledoc """
+  Owns the set of instrumented modules.
+
+  Mutations (instrument, restore) are serialised through this process; the work inside them
+  (reading abstract code, rewriting, compiling, loading) runs in parallel across schedulers.
+  Reads go straight to a protected ETS table and never wait for this process.
+  """
+  use GenServer
+
+  alias LiveCov.{Instrument, ModuleInfo, Table}
+  alias LiveCov.Instrument.{Forms, Munge}
+
+  @table :live_cov_modules
+
+  @doc false
+  def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
+
+  @doc "Instrumented modules' metadata, sorted by module."
+  @spec modules() :: [ModuleInfo.t()]
+  def modules do
+    @table |> :ets.tab2list() |> Enum.map(&elem(&1, 1)) |> Enum.sort_by(& &1.module)
+  rescue
+    ArgumentError -> []
+  end
+
+  @doc "Metadata of one instrumented module, or nil."
+  @spec lookup(module) :: ModuleInfo.t() | nil
+  def lookup(module) do
+    case :ets.lookup(@table, module) do
+      [{_, info}] -> info
+      [] -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
+  @doc """
+  Instruments each target (module atom or beam path). Returns one result per target, in order:
+  `{:ok, module}` or `{:error, target, {kind, message}}`. A module that is instrumented again
+  starts over from its original beam with fresh counters.
+  """
+  @spec instrument([module | Path.t()], keyword) :: [
+          {:ok, module} | {:error, term, {atom, String.t()}}
+        ]
+  def instrument(targets, opts \\ []) do
+    with :ok <- Table.check() do
+      GenServer.call(__MODULE__, {:instrument, targets, opts}, :infinity)
+    else
+      {:error, reason} -> Enum.map(targets, &{:error, &1, reason})
+    end
+  end
+
+  @doc """
+  Restores the original code of the given modules (all when `:all`) and frees their counters.
+  Returns `{restored, still_running}`: `still_running` lists `{module, pids}` for processes that
+  still execute the instrumented version; they are never killed.
+  """
+  @spec restore([module] | :all) :: {[module], [{module, [pid]}]}
+  def restore(modules), do: GenServer.call(__MODULE__, {:restore, modules}, :infinity)
+
+  @doc "Marks the facade as started (for `:cover`-compatible `start/0` replies)."
+  def mark_started, do: GenServer.call(__MODULE__, :mark_started)
+
+  @impl true
+  def init(nil) do
+    :ets.new(@table, [:named_table, :protected, :set, read_concurrency: true])
+    {:ok, %{started: false}}
+  end
+
+  @impl true
+  def handle_call(:mark_started, _from, state) do
+    reply = if state.started, do: {:error, {:already_started, self()}}, else: {:ok, self()}
+    {:reply, reply, %{state | started: true}}
+  end
+
+  def handle_call({:instrument, targets, opts}, _from, state) do
+    results =
+      Instrument.instrument_many(targets, fn target -> instrument_one(target, opts) end)
+      |> Enum.zip(targets)
+      |> Enum.map(fn
+        {{:ok, %ModuleInfo{} = info}, _target} -> commit(info)
+        {{:error, reason}, target} -> {:error, target, reason}
+      end)
+
+    {:reply, results, %{state | started: true}}
+  end
+
+  def handle_call({:restore, which}, _from, state) do
+    infos =
+      case which do
+        :all -> modules()
+        list -> list |> Enum.map(&lookup/1) |> Enum.reject(&is_nil/1)
+      end
+
+    {restored, running} =
+      Enum.reduce(infos, {[], []}, fn info, {ok, busy} ->
+        busy =
+          case Instrument.restore(info.module, info.original, info.beam_path) do
+            {:ok, []} -> busy
+            {:ok, pids} -> [{info.module, pids} | busy]
+            {:error, _} -> busy
+          end
+
+        _ = Table.unregister(info.slot)
+        :ets.delete(@table, info.module)
+        {[info.module | ok], busy}
+      end)
+
+    {:reply, {Enum.reverse(restored), Enum.reverse(running)}, state}
+  end
+
+  # Runs in a worker: everything up to and including loading the new code.
+  defp instrument_one(target, opts) do
+    with {:ok, forms} <- Forms.fetch(target),
+         {:ok, munged, sites, clauses} <- Munge.transform(forms.forms, forms.module),
+         {:ok, slot} <- Table.register(length(sites)) do
+      with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts),
+           :ok <- Instrument.load(forms.module, binary, forms.beam_path) do
+        {:ok,
+         %ModuleInfo{
+           module: forms.module,
+           slot: slot,
+           sites: List.to_tuple(sites),
+           clauses: clauses,
+           md5: forms.md5,
+           beam_path: forms.beam_path,
+           source: forms.source && to_string(forms.source),
+           main_file: forms.main_file,
+           original: forms.binary,
+           instrumented: binary,
+           instrumented_at: System.system_time(:millisecond)
+         }}
+      else
+        error ->
+          _ = Table.unregister(slot)
+          error
+      end
+    end
+  end
+
+  # In this process: record the module, retiring the counters of a previous instrumentation.
+  defp commit(%ModuleInfo{module: module} = info) do
+    case lookup(module) do
+      %ModuleInfo{slot: old} -> _ = Table.unregister(old)
+      nil -> :ok
+    end
+
+    :ets.insert(@table, {module, info})
+    {:ok, module}
+  end
+end

@@ -1,0 +1,5 @@
+//! LiveCov's pure core, free of any BEAM dependency so `cargo test` exercises it directly.
+//! The NIF crate (`live_cov_nif`) is only glue around it.
+
+pub mod error;
+pub mod table;

@@ -1,0 +1,151 @@
+//! NIFs over the counter table: register, read, take, reset, snapshot, info.
+//!
+//! Counts come back as packed binaries of little-endian u64 (one per site), never as lists:
+//! a read of a module with 10,000 sites is one allocation and one memcpy-sized loop.
+
+use crate::error::NifError;
+use live_cov_core::error::Error;
+use live_cov_core::table::{Slot, TABLE};
+use rustler::{Binary, Env, NewBinary, NifResult, Term};
+
+/// Above this many counters a whole-table snapshot should run on a dirty scheduler.
+const DIRTY_THRESHOLD: usize = 50_000;
+
+fn le_binary<'a>(env: Env<'a>, counts: &[u64]) -> Binary<'a> {
+    let mut bin = NewBinary::new(env, counts.len() * 8);
+    for (chunk, c) in bin.as_mut_slice().chunks_exact_mut(8).zip(counts) {
+        chunk.copy_from_slice(&c.to_le_bytes());
+    }
+    bin.into()
+}
+
+#[rustler::nif]
+fn register(nsites: usize) -> Result<usize, NifError> {
+    Ok(TABLE.register(nsites)?)
+}
+
+#[rustler::nif]
+fn register_at(slot: usize, nsites: usize) -> Result<usize, NifError> {
+    Ok(TABLE.register_at(slot, nsites)?)
+}
+
+#[rustler::nif]
+fn unregister(slot: usize) -> Result<rustler::Atom, NifError> {
+    TABLE.unregister(slot)?;
+    Ok(rustler::types::atom::ok())
+}
+
+fn slot_counts(env: Env, slot: usize, take: bool) -> Result<Binary, NifError> {
+    Ok(TABLE.with_slot(slot, |s: &Slot| {
+        let mut v = Vec::with_capacity(s.nsites());
+        if take {
+            s.take_into(&mut v)
+        } else {
+            s.read_into(&mut v)
+        }
+        le_binary(env, &v)
+    })?)
+}
+
+#[rustler::nif]
+fn read(env: Env, slot: usize) -> Result<Binary, NifError> {
+    slot_counts(env, slot, false)
+}
+
+#[rustler::nif]
+fn take(env: Env, slot: usize) -> Result<Binary, NifError> {
+    slot_counts(env, slot, true)
+}
+
+/// Add counts (an import, or counts collected elsewhere) to a slot.
+#[rustler::nif]
+fn add(slot: usize, counts: Binary) -> Result<rustler::Atom, NifError> {
+    let data = counts.as_slice();
+    Ok(TABLE.with_slot(slot, |s| {
+        let n = s.nsites();
+        if data.len() != n * 8 {
+            return Err(Error::BadCounts {
+                slot,
+                expected: n,
+                got: data.len() / 8,
+            });
+        }
+        let v: Vec<u64> = data
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
+            .collect();
+        s.add(&v);
+        Ok(rustler::types::atom::ok())
+    })??)
+}
+
+#[rustler::nif]
+fn reset(slot: usize) -> Result<rustler::Atom, NifError> {
+    TABLE.with_slot(slot, |s| s.reset())?;
+    Ok(rustler::types::atom::ok())
+}
+
+#[rustler::nif]
+fn reset_all() -> rustler::Atom {
+    TABLE.reset_all();
+    rustler::types::atom::ok()
+}
+
+/// Every live slot as `slot::u32-le, n::u32-le, n × u64-le`, in slot order.
+fn snapshot_binary(env: Env, take: bool) -> Binary {
+    let mut out: Vec<u8> = Vec::new();
+    let mut counts = Vec::new();
+    TABLE.for_each_slot(|id, s| {
+        counts.clear();
+        if take {
+            s.take_into(&mut counts)
+        } else {
+            s.read_into(&mut counts)
+        }
+        out.extend_from_slice(&(id as u32).to_le_bytes());
+        out.extend_from_slice(&(counts.len() as u32).to_le_bytes());
+        for c in &counts {
+            out.extend_from_slice(&c.to_le_bytes());
+        }
+    });
+    NewBinary::from_slice(env, &out).into()
+}
+
+#[rustler::nif]
+fn snapshot(env: Env, take: bool) -> Binary {
+    snapshot_binary(env, take)
+}
+
+#[rustler::nif(schedule = "DirtyCpu")]
+fn snapshot_dirty(env: Env, take: bool) -> Binary {
+    snapshot_binary(env, take)
+}
+
+#[rustler::nif]
+fn dirty_threshold() -> usize {
+    DIRTY_THRESHOLD
+}
+
+#[rustler::nif]
+fn info(env: Env) -> NifResult<Term> {
+    let i = TABLE.info();
+    let pairs = [
+        ("nshards", i.nshards),
+        ("live_slots", i.live_slots),
+        ("next_slot", i.next_slot),
+        ("retired_slots", i.retired_slots),
+        ("sites", i.sites),
+        ("bytes", i.bytes),
+    ];
+    let mut map = Term::map_new(env);
+    for (k, v) in pairs {
+        map = map.map_put(rustler::Atom::from_str(env, k)?, v)?;
+    }
+    Ok(map)
+}
+
+/// Panics on purpose: the test suite checks a panic becomes an Erlang exception.
+#[rustler::nif]
+fn debug_panic(message: String) -> rustler::Atom {
+    panic!("{message}")
+}

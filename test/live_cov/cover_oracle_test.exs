@@ -1,0 +1,259 @@
+defmodule LiveCov.CoverOracleTest do
+  @moduledoc """
+  The oracle suite: `LiveCov.Cover` must answer exactly what OTP's `:cover`
+  answers for the same fixture corpus and workload (see `LiveCov.Test.Oracle`).
+
+  `oracle_erl_maybe` (the `maybe` expression) is only loadable on OTP 25 when the
+  VM runs with `ERL_FLAGS="-enable-feature maybe_expr"`; without it its tests are
+  skipped.
+  """
+  use ExUnit.Case, async: false
+
+  alias LiveCov.Test.Oracle
+
+  @moduletag :oracle
+  @moduletag timeout: 120_000
+
+  @maybe_enabled Oracle.maybe_enabled?()
+  @all_modules Oracle.fixture_modules(true)
+
+  setup_all do
+    if Process.whereis(:cover_server) do
+      raise "the cover oracle needs :cover for itself: do not run it under `mix test --cover`"
+    end
+
+    build = Oracle.build!()
+    on_exit(fn -> Oracle.cleanup(build) end)
+    %{cover: cover, live_cov: live} = Oracle.run_both(build, Oracle.live_backend())
+
+    if Map.has_key?(cover, :crashed) do
+      raise "the :cover half of the oracle crashed (fixture bug):\n" <> cover.crashed
+    end
+
+    %{build: build, cover: cover, live: live}
+  end
+
+  # -- helpers ---------------------------------------------------------------
+
+  defp live!(%{live: %{crashed: text}}), do: flunk("LiveCov.Cover crashed:\n" <> text)
+  defp live!(%{live: live}), do: live
+
+  defp assert_same(label, expected, got) do
+    assert expected == got, Oracle.explain(label, expected, got)
+  end
+
+  defp zero?({:ok, {_m, v}}), do: zero_value?(v)
+  defp zero?({:ok, list}) when is_list(list), do: Enum.all?(list, fn {_, v} -> zero_value?(v) end)
+  defp zero?(_), do: false
+
+  defp zero_value?(0), do: true
+  defp zero_value?({0, _}), do: true
+  defp zero_value?(_), do: false
+
+  defp line_of(file, snippet) do
+    path = Path.join(Oracle.fixtures_root(), file)
+
+    path
+    |> File.read!()
+    |> String.split("\n")
+    |> Enum.find_index(&String.contains?(&1, snippet))
+    |> case do
+      nil -> flunk("#{snippet} not found in #{path}")
+      i -> i + 1
+    end
+  end
+
+  defp calls_at(cover, mod, line) do
+    {:ok, lines} = cover.analyse[{mod, :calls, :line}]
+    for {{^mod, ^line}, n} <- lines, do: n
+  end
+
+  # -- the corpus and the :cover half (self-checks) ----------------------------
+
+  test "fixtures are built with debug info and loaded from the build dir", %{build: build} do
+    assert build.modules == Oracle.fixture_modules(@maybe_enabled)
+
+    for {mod, path} <- build.beams do
+      assert :code.which(mod) == path
+      assert {:ok, {^mod, [abstract_code: {:raw_abstract_v1, _}]}} = :beam_lib.chunks(path, [:abstract_code])
+    end
+  end
+
+  test ":cover half: includes and -file switches, unexecuted lines, OTP-8188", %{cover: cover} do
+    # Functions from oracle_erl_inc.hrl are not instrumented; the explicit
+    # -file attribute is dropped by epp:interpret_file_attribute/1, so
+    # from_other_file/1 is; Elixir's @file makes a real switch.
+    {:ok, funs} = cover.analyse[{:oracle_erl_data, :calls, :function}]
+    names = for {{_, f, a}, _} <- funs, do: {f, a}
+    refute {:inc_scale, 1} in names
+    refute {:inc_unused, 1} in names
+    assert {:from_other_file, 1} in names
+    assert {:scaled, 1} in names
+
+    {:ok, flow} = cover.analyse[{LiveCovOracle.Flow, :calls, :function}]
+    flow_names = for {{_, f, a}, _} <- flow, do: {f, a}
+    refute {:from_other_file, 1} in flow_names
+    assert {:after_other_file, 1} in flow_names
+
+    # Some lines stay unexecuted on purpose in every hand-written fixture.
+    for mod <- [:oracle_erl_control, :oracle_erl_data, LiveCovOracle.Flow, LiveCovOracle.CounterServer] do
+      {:ok, lines} = cover.analyse[{mod, :coverage, :line}]
+      assert Enum.any?(lines, &match?({_, {0, 1}}, &1)), "#{inspect(mod)} has no unexecuted line"
+      assert Enum.any?(lines, &match?({_, {1, 0}}, &1)), "#{inspect(mod)} has no executed line"
+    end
+
+    # OTP-8188: fix_last(1) twice and fix_last(2) once all bump the shared line.
+    line = line_of("erlang/oracle_erl_control.erl", "2 -> b; 3 -> c end, done(R)")
+    assert calls_at(cover, :oracle_erl_control, line) == [3]
+
+    # Counting resumes identically after reset/0.
+    {rerun_workload, rerun} = cover.rerun
+    assert rerun_workload == cover.workload
+    assert rerun == cover.analyse
+  end
+
+  # -- LiveCov.Cover against :cover ---------------------------------------------
+
+  test "workload return values are equal", ctx do
+    assert_same("workload", ctx.cover.workload, live!(ctx).workload)
+  end
+
+  test "start/0, compile_beam/1, modules/0 and is_compiled/1 are equal", ctx do
+    live = live!(ctx)
+
+    for key <- [:start, :compile, :modules, :is_compiled] do
+      assert_same(inspect(key), Map.fetch!(ctx.cover, key), Map.fetch!(live, key))
+    end
+  end
+
+  for mod <- @all_modules, analysis <- Oracle.analyses(), level <- Oracle.levels() do
+    if mod == :oracle_erl_maybe and not @maybe_enabled do
+      @tag skip: "needs ERL_FLAGS=\"-enable-feature maybe_expr\" on OTP 25"
+    end
+
+    test "#{inspect(mod)} analyse #{analysis} #{level}", ctx do
+      key = {unquote(mod), unquote(analysis), unquote(level)}
+      expected = Map.fetch!(ctx.cover.analyse, key)
+      assert {:ok, _} = expected
+      assert_same("analyse(#{inspect(elem(key, 0))}, #{elem(key, 1)}, #{elem(key, 2)})", expected, Map.fetch!(live!(ctx).analyse, key))
+    end
+  end
+
+  for mod <- @all_modules do
+    if mod == :oracle_erl_maybe and not @maybe_enabled do
+      @tag skip: "needs ERL_FLAGS=\"-enable-feature maybe_expr\" on OTP 25"
+    end
+
+    test "#{inspect(mod)} analyse/1 and analyse/2 short forms", ctx do
+      mod = unquote(mod)
+      live = live!(ctx)
+      keys = for {k, _} <- ctx.cover.forms, is_tuple(k), elem(k, 1) == mod, do: k
+      assert length(keys) == 7
+
+      for key <- keys do
+        assert_same(inspect(key), Map.fetch!(ctx.cover.forms, key), Map.get(live.forms, key, :__missing__))
+      end
+    end
+  end
+
+  test "analyse/0, analyse/1 (analysis | level) and analyse/2 (analysis, level)", ctx do
+    live = live!(ctx)
+
+    keys =
+      [:analyse_0] ++
+        for(x <- Oracle.analyses() ++ Oracle.levels(), do: {:analyse_1, x}) ++
+        for a <- Oracle.analyses(), l <- Oracle.levels(), do: {:analyse_2, a, l}
+
+    for key <- keys do
+      expected = Map.fetch!(ctx.cover.forms, key)
+      assert {:result, [_ | _], []} = expected
+      assert_same(inspect(key), expected, Map.get(live.forms, key, :__missing__))
+    end
+  end
+
+  test "analyse over a list and :_ gives {:result, ok, fail}", ctx do
+    live = live!(ctx)
+
+    keys =
+      for {k, _} <- ctx.cover.forms,
+          is_tuple(k),
+          elem(k, 1) in [:_, :list2, :list_with_missing, :all_mods, :empty_list, :only_missing],
+          do: k
+
+    assert length(keys) == 3 * 8 + 8
+
+    for key <- keys do
+      expected = Map.fetch!(ctx.cover.forms, key)
+      assert {:result, ok, fail} = expected
+      assert is_list(ok) and is_list(fail)
+      assert_same(inspect(key), expected, Map.get(live.forms, key, :__missing__))
+    end
+
+    assert {:result, _, [not_cover_compiled: :lists, not_cover_compiled: :oracle_no_such_module]} =
+             ctx.cover.forms[{:analyse_3, :list_with_missing, :calls, :line}]
+  end
+
+  test "non-compiled modules give {:error, {:not_cover_compiled, m}}", ctx do
+    for m <- Oracle.not_compiled() do
+      errors = ctx.cover.errors[m]
+      assert errors.analyse_1 == {:error, {:not_cover_compiled, m}}
+      assert errors.reset_1 == {:error, {:not_cover_compiled, m}}
+      assert errors.is_compiled == false
+      assert Enum.all?(errors.analyse_3, &(&1 == {:error, {:not_cover_compiled, m}}))
+    end
+
+    assert_same("errors", ctx.cover.errors, live!(ctx).errors)
+  end
+
+  test "reset/1 zeroes one module only", ctx do
+    {mod, :ok, after_reset} = ctx.cover.reset_one
+    assert mod == Oracle.reset_module()
+
+    for {{m, _, _} = key, result} <- after_reset do
+      if m == mod do
+        assert zero?(result), "#{inspect(key)} not zero after reset: #{inspect(result)}"
+      else
+        assert result == ctx.cover.analyse[key], "#{inspect(key)} changed by reset(#{inspect(mod)})"
+      end
+    end
+
+    assert_same("reset(#{inspect(mod)})", ctx.cover.reset_one, live!(ctx).reset_one)
+  end
+
+  test "reset/0 zeroes every module under both", ctx do
+    {:ok, after_reset} = ctx.cover.reset_all
+    assert Enum.all?(after_reset, fn {_key, result} -> zero?(result) end)
+    assert_same("reset()", ctx.cover.reset_all, live!(ctx).reset_all)
+  end
+
+  test "counting after reset/0 matches a fresh run", ctx do
+    assert_same("rerun after reset", ctx.cover.rerun, live!(ctx).rerun)
+  end
+
+  test "stop/0 restores the original beams", ctx do
+    assert ctx.cover.stop == :ok
+    assert Enum.all?(ctx.cover.restored, fn {_, restored?} -> restored? end)
+    live = live!(ctx)
+    assert_same("stop()", ctx.cover.stop, live.stop)
+    assert_same("originals restored", ctx.cover.restored, live.restored)
+  end
+
+  test "compile_beam_directory/0,1 on the fixture dir", ctx do
+    cover = Oracle.run_directory(:cover, ctx.build)
+    expected_ok = for m <- ctx.build.modules, do: {:ok, m}
+    assert cover.compile_beam_directory_1 == Enum.sort(expected_ok)
+    assert cover.compile_beam_directory_0 == Enum.sort(expected_ok)
+    assert cover.missing_dir == {:error, :enoent}
+
+    live =
+      try do
+        Oracle.run_directory(Oracle.live_backend(), ctx.build)
+      rescue
+        e -> flunk("LiveCov.Cover crashed:\n" <> Exception.format(:error, e, __STACKTRACE__))
+      end
+
+    for {key, expected} <- cover do
+      assert_same(inspect(key), expected, Map.get(live, key, :__missing__))
+    end
+  end
+end
