@@ -21,6 +21,13 @@
     if (counter) { counter.textContent = shown + " / " + rows.length + " files"; }
   }
 
+  // Deep links: coverage.html?filter=calc&missed=1 opens pre-filtered.
+  if (window.URLSearchParams && window.location.search) {
+    var params = new URLSearchParams(window.location.search);
+    if (params.has("filter")) { filter.value = params.get("filter"); }
+    if (params.get("missed") === "1") { onlyMissed.checked = true; }
+  }
+
   filter.addEventListener("input", apply);
   onlyMissed.addEventListener("change", apply);
   apply();

@@ -31,7 +31,9 @@ defmodule LiveCov.Format.Annotated do
 
   @impl true
   def render(%LiveCov.Stats{} = stats, opts \\ []) do
-    Enum.map(stats.files, &render_source(&1, stats, opts))
+    stats.files
+    |> Enum.map(&render_source(&1, stats, opts))
+    |> Enum.intersperse("\n")
   end
 
   @impl true

@@ -7,7 +7,8 @@ defmodule LiveCov.Format.HTML do
     compile time, fonts are the system's;
   * the index links to each file (`#f-N`), every line has an anchor
     (`#f-N-L42`), and a small inline script filters the index and sections by
-    filename or to files with misses;
+    filename or to files with misses (also from the URL:
+    `coverage.html?filter=calc&missed=1`);
   * lines: green = executed (count shown), red = executable but never run,
     uncoloured = not executable or ignored.
 
@@ -163,7 +164,9 @@ defmodule LiveCov.Format.HTML do
       escape_xml(f.filename),
       " <span class=\"pct\">",
       pct(f.coverage),
-      "%</span><a class=\"back\" href=\"#top\">&uarr; index</a></h2>\n",
+      "%</span>",
+      if(f.missing_source?, do: "<span class=\"missing\">source missing</span>", else: ""),
+      "<a class=\"back\" href=\"#top\">&uarr; index</a></h2>\n",
       "<table class=\"code\"><tbody>\n",
       lines(f.source, id),
       "</tbody></table>\n</section>\n"

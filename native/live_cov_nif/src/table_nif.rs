@@ -6,7 +6,7 @@
 use crate::error::NifError;
 use live_cov_core::error::Error;
 use live_cov_core::table::{Slot, TABLE};
-use rustler::{Binary, Env, NewBinary, NifResult, Term};
+use rustler::{Binary, Encoder, Env, NewBinary, NifResult, Term};
 
 /// Above this many counters a whole-table snapshot should run on a dirty scheduler.
 const DIRTY_THRESHOLD: usize = 50_000;
@@ -30,9 +30,16 @@ fn register_at(slot: usize, nsites: usize) -> Result<usize, NifError> {
 }
 
 #[rustler::nif]
-fn unregister(slot: usize) -> Result<rustler::Atom, NifError> {
-    TABLE.unregister(slot)?;
-    Ok(rustler::types::atom::ok())
+fn unregister(env: Env, slot: usize) -> Term {
+    ok_or_error(env, TABLE.unregister(slot))
+}
+
+/// `:ok` or `{:error, {kind, message}}` (rustler would encode `Ok(())` as `{:ok, {}}`).
+fn ok_or_error(env: Env, result: Result<(), Error>) -> Term {
+    match result {
+        Ok(()) => rustler::types::atom::ok().encode(env),
+        Err(e) => (rustler::types::atom::error(), NifError(e)).encode(env),
+    }
 }
 
 fn slot_counts(env: Env, slot: usize, take: bool) -> Result<Binary, NifError> {
@@ -59,9 +66,9 @@ fn take(env: Env, slot: usize) -> Result<Binary, NifError> {
 
 /// Add counts (an import, or counts collected elsewhere) to a slot.
 #[rustler::nif]
-fn add(slot: usize, counts: Binary) -> Result<rustler::Atom, NifError> {
+fn add<'a>(env: Env<'a>, slot: usize, counts: Binary<'a>) -> Term<'a> {
     let data = counts.as_slice();
-    Ok(TABLE.with_slot(slot, |s| {
+    let result = TABLE.with_slot(slot, |s| {
         let n = s.nsites();
         if data.len() != n * 8 {
             return Err(Error::BadCounts {
@@ -75,14 +82,14 @@ fn add(slot: usize, counts: Binary) -> Result<rustler::Atom, NifError> {
             .map(|c| u64::from_le_bytes(c.try_into().unwrap_or_default()))
             .collect();
         s.add(&v);
-        Ok(rustler::types::atom::ok())
-    })??)
+        Ok(())
+    });
+    ok_or_error(env, result.and_then(|r| r))
 }
 
 #[rustler::nif]
-fn reset(slot: usize) -> Result<rustler::Atom, NifError> {
-    TABLE.with_slot(slot, |s| s.reset())?;
-    Ok(rustler::types::atom::ok())
+fn reset(env: Env, slot: usize) -> Term {
+    ok_or_error(env, TABLE.with_slot(slot, |s| s.reset()))
 }
 
 #[rustler::nif]

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, then runs the Rust and the Elixir test suites.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --consumers
+echo "==> cargo fmt / clippy / test"
+cargo fmt --all -- --check
+cargo clippy --release --all-targets -- -D warnings
+cargo test --release
+echo "==> mix format / test"
+mix format --check-formatted
+MIX_ENV=test mix test "$@"
