@@ -3,6 +3,7 @@
 #   * genhtml (Debian `lcov`)      - must accept our LCOV output without warnings
 #   * chromium (Debian `chromium`) - headless, opens our HTML report
 #   * pycobertura (PyPI)           - parses our Cobertura XML
+#   * erlang-xmerl (Debian)        - :xmerl, used by the Cobertura round-trip tests
 # Idempotent: anything already present is skipped. Safe to run repeatedly (CI too).
 set -u
 
@@ -14,6 +15,9 @@ if [ "$(id -u)" != "0" ]; then
 fi
 
 missing_apt=()
+if ! erl -noshell -eval 'case code:which(xmerl_scan) of non_existing -> halt(1); _ -> halt(0) end.' >/dev/null 2>&1; then
+  missing_apt+=(erlang-xmerl)
+fi
 command -v genhtml >/dev/null 2>&1 || missing_apt+=(lcov)
 if ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
   missing_apt+=(chromium)
@@ -34,7 +38,7 @@ if [ ${#missing_apt[@]} -gt 0 ]; then
     status=1
   fi
 else
-  log "genhtml and chromium already present"
+  log "genhtml, chromium and xmerl already present"
 fi
 
 PY=""

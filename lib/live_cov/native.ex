@@ -59,6 +59,8 @@ defmodule LiveCov.Native do
   def dirty_threshold(), do: nif_error()
   def info(), do: nif_error()
   def debug_panic(_message), do: nif_error()
+  def json_encode(_term, _pretty), do: nif_error()
+  def json_decode(_binary), do: nif_error()
 end
 
 defmodule LiveCov.NativeError do

@@ -81,16 +81,18 @@ defmodule LiveCov.Format.Cobertura do
       ~s(" line-rate="),
       rate(f.hits, f.sloc),
       ~s(" branch-rate="0" complexity="0">\n\t\t\t\t\t<methods>\n),
-      Enum.map(f.functions, &method/1),
+      Enum.map(f.functions, &method(&1, length(f.modules) > 1)),
       "\t\t\t\t\t</methods>\n\t\t\t\t\t<lines>\n",
       lines(f.source),
       "\t\t\t\t\t</lines>\n\t\t\t\t</class>\n"
     ]
   end
 
-  defp method(fun) do
+  defp method(fun, qualify?) do
+    name = if qualify?, do: LiveCov.Format.qualified_name(fun), else: fun.name
+
     {name, signature} =
-      case String.split(fun.name, "/", parts: 2) do
+      case String.split(name, "/", parts: 2) do
         [n, arity] -> {n, "/" <> arity}
         [n] -> {n, ""}
       end

@@ -1,5 +1,6 @@
 mod bump;
 mod error;
+mod json;
 mod table_nif;
 
 fn load(env: rustler::Env, info: rustler::Term) -> bool {

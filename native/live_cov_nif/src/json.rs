@@ -1,0 +1,45 @@
+//! JSON for the Elixir side (OTP 25 has no JSON module): terms go through rustler's serde
+//! mapping into `serde_json`. Maps with atom or string keys become objects, lists arrays,
+//! binaries strings, `nil` null, `true`/`false` booleans, other atoms strings.
+
+use rustler::{Binary, Encoder, Env, NewBinary, Term};
+use serde_json::Value;
+
+mod atoms {
+    rustler::atoms! { invalid_json, unencodable }
+}
+
+fn error<'a>(env: Env<'a>, kind: rustler::Atom, message: String) -> Term<'a> {
+    (rustler::types::atom::error(), (kind, message)).encode(env)
+}
+
+#[rustler::nif]
+fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
+    let value: Value = match rustler::serde::from_term(term) {
+        Ok(v) => v,
+        Err(e) => return error(env, atoms::unencodable(), format!("cannot encode as JSON: {e}")),
+    };
+    let bytes = if pretty {
+        serde_json::to_vec_pretty(&value)
+    } else {
+        serde_json::to_vec(&value)
+    };
+    match bytes {
+        Ok(b) => {
+            let bin: Binary = NewBinary::from_slice(env, &b).into();
+            (rustler::types::atom::ok(), bin).encode(env)
+        }
+        Err(e) => error(env, atoms::unencodable(), format!("cannot encode as JSON: {e}")),
+    }
+}
+
+#[rustler::nif]
+fn json_decode<'a>(env: Env<'a>, data: Binary<'a>) -> Term<'a> {
+    match serde_json::from_slice::<Value>(data.as_slice()) {
+        Ok(v) => match rustler::serde::to_term(env, &v) {
+            Ok(t) => (rustler::types::atom::ok(), t).encode(env),
+            Err(e) => error(env, atoms::invalid_json(), format!("invalid JSON: {e}")),
+        },
+        Err(e) => error(env, atoms::invalid_json(), format!("invalid JSON: {e}")),
+    }
+}
