@@ -50,7 +50,7 @@ defmodule LiveCov do
   Called by Mix as a `test_coverage` tool (`start(compile_path, opts)` with `tool: LiveCov` in
   `opts`) it returns the function Mix runs after the suite; see `LiveCov.MixTool`.
   """
-  @spec start(target, keyword) :: summary | (-> any) | nil | {:error, {atom, String.t()}}
+  @spec start(target, keyword) :: summary | (() -> any) | nil | {:error, {atom, String.t()}}
   def start(target, opts \\ [])
 
   def start(compile_path, opts) when is_binary(compile_path) and is_list(opts) do
@@ -89,7 +89,8 @@ defmodule LiveCov do
   defp resolve([], {targets, skipped, apps}),
     do: {:ok, Enum.uniq(Enum.reverse(targets)), Enum.reverse(skipped), Enum.reverse(apps)}
 
-  defp resolve([t | rest], {targets, skipped, apps}) when is_atom(t) and t not in [nil, true, false] do
+  defp resolve([t | rest], {targets, skipped, apps})
+       when is_atom(t) and t not in [nil, true, false] do
     case app_modules(t) do
       {:ok, mods} -> resolve(rest, {Enum.reverse(mods, targets), skipped, [t | apps]})
       :not_an_app -> resolve(rest, {[t | targets], skipped, apps})
@@ -97,7 +98,9 @@ defmodule LiveCov do
   end
 
   defp resolve([t | rest], acc) when is_list(t) and t != [] do
-    if List.ascii_printable?(t), do: resolve([List.to_string(t) | rest], acc), else: resolve(t ++ rest, acc)
+    if List.ascii_printable?(t),
+      do: resolve([List.to_string(t) | rest], acc),
+      else: resolve(t ++ rest, acc)
   end
 
   defp resolve([t | rest], {targets, skipped, apps}) when is_binary(t) do
@@ -163,14 +166,11 @@ defmodule LiveCov do
   """
   @spec module_data(keyword) :: [Stats.module_data()]
   def module_data(_opts \\ []) do
-    snapshot = Table.snapshot()
+    infos = Registry.modules()
+    all_counts = LiveCov.Counts.collect(infos)
 
-    for info <- Registry.modules() do
-      counts =
-        case Map.fetch(snapshot, info.slot) do
-          {:ok, bin} -> Table.decode(bin)
-          :error -> List.duplicate(0, tuple_size(info.sites))
-        end
+    for info <- infos do
+      counts = Map.fetch!(all_counts, info.module)
 
       %{
         module: info.module,

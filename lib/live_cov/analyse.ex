@@ -66,7 +66,9 @@ defmodule LiveCov.Analyse do
   Per-function counts: `[{"name/arity", first_line, count}]`, where a function's count is the
   count of the first site of its first clause (how often the function was entered).
   """
-  @spec functions(ModuleInfo.t(), [non_neg_integer]) :: [{String.t(), pos_integer, non_neg_integer}]
+  @spec functions(ModuleInfo.t(), [non_neg_integer]) :: [
+          {String.t(), pos_integer, non_neg_integer}
+        ]
   def functions(info, counts) do
     info
     |> keyed(counts)

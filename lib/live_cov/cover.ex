@@ -18,7 +18,7 @@ defmodule LiveCov.Cover do
     (reloading unloads their library), sticky and preloaded modules, LiveCov's own modules.
   """
 
-  alias LiveCov.{Analyse, Registry, Table}
+  alias LiveCov.{Analyse, Counts, Registry, Table}
 
   @analyses [:calls, :coverage]
   @levels [:module, :function, :clause, :line]
@@ -72,7 +72,9 @@ defmodule LiveCov.Cover do
   end
 
   # Put the registry's results (in `todo` order) back among the resolution errors.
-  defp fill([{:ok, _, _} | rest], [result | results], acc), do: fill(rest, results, [shape(result) | acc])
+  defp fill([{:ok, _, _} | rest], [result | results], acc),
+    do: fill(rest, results, [shape(result) | acc])
+
   defp fill([error | rest], results, acc), do: fill(rest, results, [error | acc])
   defp fill([], [], acc), do: Enum.reverse(acc)
 
@@ -137,7 +139,7 @@ defmodule LiveCov.Cover do
 
   @doc "`analyse(modules, analysis, level)` as `:cover.analyse/3`."
   def analyse(:_, analysis, level) when analysis in @analyses and level in @levels do
-    {:result, Registry.modules() |> Enum.flat_map(&analyse_info(&1, analysis, level)), []}
+    {:result, analyse_infos(Registry.modules(), analysis, level), []}
   end
 
   def analyse(modules, analysis, level)
@@ -152,27 +154,24 @@ defmodule LiveCov.Cover do
         end
       end)
 
-    ok = ok |> Enum.sort_by(& &1.module) |> Enum.flat_map(&analyse_info(&1, analysis, level))
-    {:result, ok, Enum.reverse(fail)}
+    {:result, analyse_infos(Enum.sort_by(ok, & &1.module), analysis, level), Enum.reverse(fail)}
   end
 
   def analyse(module, analysis, level)
       when is_atom(module) and analysis in @analyses and level in @levels do
     case Registry.lookup(module) do
       nil -> {:error, {:not_cover_compiled, module}}
-      info -> {:ok, Analyse.cover(info, counts(info), analysis, level)}
+      info -> {:ok, Analyse.cover(info, Counts.of(info), analysis, level)}
     end
   end
 
-  defp analyse_info(info, analysis, level) do
-    List.wrap(Analyse.cover(info, counts(info), analysis, level))
-  end
+  defp analyse_infos(infos, analysis, level) do
+    counts = Counts.collect(infos)
 
-  defp counts(info) do
-    case Table.read(info.slot) do
-      {:ok, counts} -> counts
-      {:error, _} -> List.duplicate(0, tuple_size(info.sites))
-    end
+    Enum.flat_map(
+      infos,
+      &List.wrap(Analyse.cover(&1, Map.fetch!(counts, &1.module), analysis, level))
+    )
   end
 
   @doc "Instrumented modules."

@@ -13,7 +13,8 @@ defmodule LiveCov.JSON do
 
   @doc "Encodes a term; `pretty: true` indents."
   @spec encode(term, keyword) :: {:ok, binary} | {:error, {atom, String.t()}}
-  def encode(term, opts \\ []), do: Native.json_encode(prepare(term), Keyword.get(opts, :pretty, false))
+  def encode(term, opts \\ []),
+    do: Native.json_encode(prepare(term), Keyword.get(opts, :pretty, false))
 
   @doc "Like `encode/2` but raises `ArgumentError` on error."
   @spec encode!(term, keyword) :: binary
@@ -44,7 +45,10 @@ defmodule LiveCov.JSON do
 
   defp prepare(list) when is_list(list), do: Enum.map(list, &prepare/1)
   defp prepare(tuple) when is_tuple(tuple), do: tuple |> Tuple.to_list() |> prepare()
-  defp prepare(atom) when is_atom(atom) and atom not in [nil, true, false], do: Atom.to_string(atom)
+
+  defp prepare(atom) when is_atom(atom) and atom not in [nil, true, false],
+    do: Atom.to_string(atom)
+
   defp prepare(other), do: other
 
   defp key(k) when is_binary(k), do: k

@@ -40,6 +40,7 @@ defmodule LiveCov.TableTest do
 
   test "stale and malformed bumps are harmless no-ops" do
     {:ok, slot} = Table.register(1)
+
     for args <- [{slot, 1}, {slot, -1}, {-1, 0}, {1 <<< 40, 0}, {:a, 0}, {slot, "x"}, {2.0, 0}] do
       assert Native.bump(elem(args, 0), elem(args, 1)) == :ok
     end
