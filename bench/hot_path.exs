@@ -60,8 +60,8 @@ defmodule LiveCov.Bench.HotPath do
     %{
       quick: quick,
       schedulers: Keyword.get(opts, :schedulers, default_schedulers()),
-      iterations: Keyword.get(opts, :iterations, if(quick, do: 200_000, else: 1_000_000)),
-      reps: Keyword.get(opts, :reps, if(quick, do: 3, else: 7))
+      iterations: Keyword.get(opts, :iterations, if(quick, do: 150_000, else: 400_000)),
+      reps: Keyword.get(opts, :reps, if(quick, do: 5, else: 15))
     }
   end
 
@@ -87,7 +87,7 @@ defmodule LiveCov.Bench.HotPath do
 
     #{system_line(opts)}
     Loop: #{fmt_int(opts.iterations)} iterations × 11 lines per process, \
-    #{opts.reps} timed reps (median), 1 warm-up.
+    #{opts.reps} timed reps per measurement (median), after a warm-up.
     """)
 
     results =

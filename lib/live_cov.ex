@@ -143,13 +143,15 @@ defmodule LiveCov do
   @doc """
   Restores every instrumented module's original code and frees the counters. Processes still
   running instrumented code are never killed: they are listed under `:still_running` and move
-  to the original code at their next fully qualified call.
+  to the original code at their next fully qualified call. See `LiveCov.Registry.restore/1`
+  for `:failed`.
   """
-  @spec stop() :: %{restored: [module], still_running: [{module, [pid]}]}
-  def stop do
-    {restored, running} = Registry.restore(:all)
-    %{restored: restored, still_running: running}
-  end
+  @spec stop() :: %{
+          restored: [module],
+          still_running: [{module, [pid]}],
+          failed: [{module, {atom, String.t()}}]
+        }
+  def stop, do: Registry.restore(:all)
 
   @doc "Zeroes every counter."
   @spec reset() :: :ok

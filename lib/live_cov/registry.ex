@@ -53,10 +53,18 @@ defmodule LiveCov.Registry do
 
   @doc """
   Restores the original code of the given modules (all when `:all`) and frees their counters.
-  Returns `{restored, still_running}`: `still_running` lists `{module, pids}` for processes that
-  still execute the instrumented version; they are never killed.
+
+  Returns `%{restored: modules, still_running: [{module, pids}], failed: [{module, reason}]}`:
+  `still_running` names processes that still execute the instrumented version (now old code);
+  they are never killed and move on at their next fully qualified call. A module whose
+  original cannot be loaded without killing a process (an even older version is still in
+  use) stays instrumented and is listed under `failed`; stopping again retries it.
   """
-  @spec restore([module] | :all) :: {[module], [{module, [pid]}]}
+  @spec restore([module] | :all) :: %{
+          restored: [module],
+          still_running: [{module, [pid]}],
+          failed: [{module, {atom, String.t()}}]
+        }
   def restore(modules), do: GenServer.call(__MODULE__, {:restore, modules}, :infinity)
 
   @doc "Marks the facade as started (for `:cover`-compatible `start/0` replies)."
@@ -93,21 +101,25 @@ defmodule LiveCov.Registry do
         list -> list |> Enum.map(&lookup/1) |> Enum.reject(&is_nil/1)
       end
 
-    {restored, running} =
-      Enum.reduce(infos, {[], []}, fn info, {ok, busy} ->
-        busy =
-          case Instrument.restore(info.module, info.original, info.beam_path) do
-            {:ok, []} -> busy
-            {:ok, pids} -> [{info.module, pids} | busy]
-            {:error, _} -> busy
-          end
+    result =
+      Enum.reduce(infos, %{restored: [], still_running: [], failed: []}, fn info, acc ->
+        case Instrument.restore(info.module, info.original, info.beam_path) do
+          {:ok, pids} ->
+            _ = Table.unregister(info.slot)
+            :ets.delete(@table, info.module)
+            acc = %{acc | restored: [info.module | acc.restored]}
 
-        _ = Table.unregister(info.slot)
-        :ets.delete(@table, info.module)
-        {[info.module | ok], busy}
+            if pids == [],
+              do: acc,
+              else: %{acc | still_running: [{info.module, pids} | acc.still_running]}
+
+          {:error, reason} ->
+            # The module stays instrumented (and counted); a later stop tries again.
+            %{acc | failed: [{info.module, reason} | acc.failed]}
+        end
       end)
 
-    {:reply, {Enum.reverse(restored), Enum.reverse(running)}, state}
+    {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
   # Runs in a worker: everything up to and including loading the new code.
