@@ -23,7 +23,7 @@ defmodule LiveCov.Report.ConsumersTest do
   @moduletag :consumers
   @moduletag timeout: 300_000
 
-  @script Path.expand("../../../scripts/install_report_consumers.sh", __DIR__)
+  script = Path.expand("../../../scripts/install_report_consumers.sh", __DIR__)
 
   included? =
     ExUnit.configuration()
@@ -46,8 +46,8 @@ defmodule LiveCov.Report.ConsumersTest do
 
   tools =
     if included? and Enum.any?(tools, fn {_, v} -> v == nil end) do
-      IO.puts(:stderr, "\n[consumers] some report consumers are missing; running #{@script}")
-      {out, status} = System.cmd("bash", [@script], stderr_to_stdout: true)
+      IO.puts(:stderr, "\n[consumers] some report consumers are missing; running #{script}")
+      {out, status} = System.cmd("bash", [script], stderr_to_stdout: true)
       IO.puts(:stderr, out)
       if status != 0, do: IO.puts(:stderr, "[consumers] installer exited with #{status}")
       find.()
