@@ -64,6 +64,7 @@ else
   status=1
 fi
 
+export PATH="$PATH:/usr/local/bin:$HOME/.local/bin"
 for tool in genhtml chromium pycobertura; do
   if command -v "$tool" >/dev/null 2>&1; then
     log "ok: $tool -> $(command -v "$tool")"

@@ -22,11 +22,12 @@ command -v erl >/dev/null 2>&1 || need_erlang=1
 command -v elixir >/dev/null 2>&1 || need_erlang=1
 # cover's source and the other OTP pieces the tests use.
 [ -f /usr/lib/erlang/lib/tools-*/src/cover.erl ] 2>/dev/null || need_erlang=1
-ls /usr/lib/erlang/lib/ | grep -q '^inets-' || need_erlang=1
+ls /usr/lib/erlang/lib/ | grep -q "^inets-" || need_erlang=1
+ls /usr/lib/erlang/lib/ | grep -q "^xmerl-" || need_erlang=1
 if [ "$need_erlang" = 1 ]; then
   echo "==> installing Erlang/OTP and Elixir from Debian"
   apt_install elixir erlang-dev erlang-tools erlang-inets erlang-src erlang-eunit \
-    erlang-syntax-tools erlang-parsetools erlang-runtime-tools
+    erlang-syntax-tools erlang-parsetools erlang-runtime-tools erlang-xmerl
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

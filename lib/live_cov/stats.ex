@@ -123,7 +123,8 @@ defmodule LiveCov.Stats do
 
   def build(module_data, opts) when is_list(opts) do
     {:error,
-     {:invalid_module_data, "expected a list of module line data maps, got: #{short(module_data)}"}}
+     {:invalid_module_data,
+      "expected a list of module line data maps, got: #{short(module_data)}"}}
   end
 
   def build(_module_data, opts) do
@@ -200,9 +201,15 @@ defmodule LiveCov.Stats do
 
     first =
       case {compile, runtime} do
-        {nil, nil} -> {:ok, []}
-        {c, r} when is_binary(c) and is_binary(r) -> {:ok, [{c, r}]}
-        _ -> {:error, {:invalid_option, ":compile_root and :runtime_root must be given together, as strings"}}
+        {nil, nil} ->
+          {:ok, []}
+
+        {c, r} when is_binary(c) and is_binary(r) ->
+          {:ok, [{c, r}]}
+
+        _ ->
+          {:error,
+           {:invalid_option, ":compile_root and :runtime_root must be given together, as strings"}}
       end
 
     with {:ok, first} <- first,
@@ -239,16 +246,25 @@ defmodule LiveCov.Stats do
 
   defp empty_coverage(opts) do
     case Keyword.get(opts, :empty_coverage, 100.0) do
-      n when is_number(n) and n >= 0 and n <= 100 -> {:ok, n / 1}
-      other -> {:error, {:invalid_option, ":empty_coverage must be a number 0..100, got: #{short(other)}"}}
+      n when is_number(n) and n >= 0 and n <= 100 ->
+        {:ok, n / 1}
+
+      other ->
+        {:error,
+         {:invalid_option, ":empty_coverage must be a number 0..100, got: #{short(other)}"}}
     end
   end
 
   defp generated_at(opts) do
     case Keyword.get(opts, :generated_at) do
-      nil -> {:ok, DateTime.utc_now() |> DateTime.truncate(:second)}
-      %DateTime{} = dt -> {:ok, dt}
-      other -> {:error, {:invalid_option, ":generated_at must be a DateTime, got: #{short(other)}"}}
+      nil ->
+        {:ok, DateTime.utc_now() |> DateTime.truncate(:second)}
+
+      %DateTime{} = dt ->
+        {:ok, dt}
+
+      other ->
+        {:error, {:invalid_option, ":generated_at must be a DateTime, got: #{short(other)}"}}
     end
   end
 
@@ -283,12 +299,16 @@ defmodule LiveCov.Stats do
       is_list(source) and not charlist?(source) ->
         {:error, "#{inspect(mod)}: :source must be a path string, got: #{short(source)}"}
 
-      bad = Enum.find(lines, fn {l, c} -> not (is_integer(l) and l >= 0 and is_integer(c) and c >= 0) end) ->
+      bad =
+          Enum.find(lines, fn {l, c} ->
+            not (is_integer(l) and l >= 0 and is_integer(c) and c >= 0)
+          end) ->
         {:error,
          "#{inspect(mod)}: :lines must map non-negative integer line numbers to non-negative integer counts, found #{short(bad)}"}
 
       not is_list(functions) ->
-        {:error, "#{inspect(mod)}: :functions must be a list of {name, line, count}, got: #{short(functions)}"}
+        {:error,
+         "#{inspect(mod)}: :functions must be a list of {name, line, count}, got: #{short(functions)}"}
 
       bad = Enum.find(functions, &(not valid_function?(&1))) ->
         {:error,
@@ -370,10 +390,17 @@ defmodule LiveCov.Stats do
     mapped =
       Enum.find_value(cfg.path_maps, source, fn {from, to} ->
         cond do
-          source == from -> to
-          String.starts_with?(source, from <> "/") -> to <> binary_part(source, byte_size(from), byte_size(source) - byte_size(from))
-          from == "/" -> Path.join(to, source)
-          true -> nil
+          source == from ->
+            to
+
+          String.starts_with?(source, from <> "/") ->
+            to <> binary_part(source, byte_size(from), byte_size(source) - byte_size(from))
+
+          from == "/" ->
+            Path.join(to, source)
+
+          true ->
+            nil
         end
       end)
 
@@ -384,9 +411,14 @@ defmodule LiveCov.Stats do
 
   defp display_name(path, root) do
     cond do
-      root == "/" -> path
-      String.starts_with?(path, root <> "/") -> binary_part(path, byte_size(root) + 1, byte_size(path) - byte_size(root) - 1)
-      true -> path
+      root == "/" ->
+        path
+
+      String.starts_with?(path, root <> "/") ->
+        binary_part(path, byte_size(root) + 1, byte_size(path) - byte_size(root) - 1)
+
+      true ->
+        path
     end
   end
 
@@ -401,20 +433,21 @@ defmodule LiveCov.Stats do
 
     max_line = counts |> Map.keys() |> Enum.max(fn -> 0 end)
 
-    {texts, missing?, digest, nl?} =
+    {texts, missing?, digest, nl?, markers?} =
       case File.read(path) do
         {:ok, raw} ->
           {texts, nl?} = split_lines(scrub_utf8(raw))
           texts = pad_lines(texts, max_line)
-          {texts, false, md5_hex(raw), nl?}
+          markers? = :binary.match(raw, "coveralls-ignore-") != :nomatch
+          {texts, false, md5_hex(raw), nl?, markers?}
 
         {:error, _} ->
           texts = List.duplicate("", max_line)
           text = Enum.join(texts, "\n") <> if(max_line > 0, do: "\n", else: "")
-          {texts, true, md5_hex(text), true}
+          {texts, true, md5_hex(text), true, false}
       end
 
-    ignored = if missing?, do: MapSet.new(), else: Ignore.ignored_lines(texts)
+    ignored = if markers?, do: Ignore.ignored_lines(texts), else: MapSet.new()
 
     {lines, hits, misses} = make_lines(texts, counts, ignored)
 
@@ -497,7 +530,7 @@ defmodule LiveCov.Stats do
   @doc false
   # Replaces invalid UTF-8 bytes with U+FFFD so every format can emit the text.
   def scrub_utf8(bin) do
-    if String.valid?(bin) do
+    if is_binary(:unicode.characters_to_binary(bin)) do
       bin
     else
       bin

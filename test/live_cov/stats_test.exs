@@ -13,7 +13,9 @@ defmodule LiveCov.StatsTest do
   defp file(stats, name), do: Enum.find(stats.files, &(&1.filename == name))
 
   defp tmp_dir(ctx) do
-    dir = Path.join(System.tmp_dir!(), "live_cov_stats_#{ctx}_#{System.unique_integer([:positive])}")
+    dir =
+      Path.join(System.tmp_dir!(), "live_cov_stats_#{ctx}_#{System.unique_integer([:positive])}")
+
     File.rm_rf!(dir)
     File.mkdir_p!(dir)
     on_exit(fn -> File.rm_rf!(dir) end)
@@ -120,7 +122,11 @@ defmodule LiveCov.StatsTest do
     end
 
     test "an unterminated start ignores to end of file" do
-      assert Ignore.ignored_lines(["a", "# coveralls-ignore-start", "b", "c"]) |> Enum.sort() == [2, 3, 4]
+      assert Ignore.ignored_lines(["a", "# coveralls-ignore-start", "b", "c"]) |> Enum.sort() == [
+               2,
+               3,
+               4
+             ]
     end
   end
 
@@ -142,7 +148,12 @@ defmodule LiveCov.StatsTest do
 
     test "skip_files matches the display name or the absolute path" do
       stats = Fx.stats(skip_files: [~r/\.erl$/, ~r{/lib/report_app/shapes}])
-      assert Enum.map(stats.files, & &1.filename) == ["lib/report_app/calc.ex", "lib/report_app/ignored.ex"]
+
+      assert Enum.map(stats.files, & &1.filename) == [
+               "lib/report_app/calc.ex",
+               "lib/report_app/ignored.ex"
+             ]
+
       assert stats.skipped_files == ["lib/report_app/shapes.ex", "src/report_app_erl.erl"]
       assert {stats.sloc, stats.hits, stats.coverage} == {6, 5, 83.3}
     end
@@ -155,7 +166,12 @@ defmodule LiveCov.StatsTest do
 
   describe "path mapping and root" do
     test "without mapping the compile-time paths are missing" do
-      stats = Stats.build(Fx.module_data(), generated_at: ~U[2024-01-01 00:00:00Z], root: "/build/report_app")
+      stats =
+        Stats.build(Fx.module_data(),
+          generated_at: ~U[2024-01-01 00:00:00Z],
+          root: "/build/report_app"
+        )
+
       assert length(stats.missing_sources) == 4
       assert Enum.all?(stats.files, & &1.missing_source?)
       # counts survive; without the text, ignore comments cannot apply, so the
@@ -165,8 +181,12 @@ defmodule LiveCov.StatsTest do
 
     test "path_map pairs work like compile_root/runtime_root" do
       a = Fx.stats()
-      b = Stats.build(Fx.module_data(), path_map: [{"/build/report_app/", Fx.dir()}], root: Fx.dir())
-      assert Enum.map(a.files, &{&1.filename, &1.path}) == Enum.map(b.files, &{&1.filename, &1.path})
+
+      b =
+        Stats.build(Fx.module_data(), path_map: [{"/build/report_app/", Fx.dir()}], root: Fx.dir())
+
+      assert Enum.map(a.files, &{&1.filename, &1.path}) ==
+               Enum.map(b.files, &{&1.filename, &1.path})
     end
 
     test "prefixes match whole path segments only" do
@@ -185,7 +205,9 @@ defmodule LiveCov.StatsTest do
     test "relative source paths are expanded against root" do
       data = [%{module: M, source: ~c"lib/report_app/calc.ex", lines: %{5 => 1}, functions: []}]
       stats = Stats.build(data, root: Fx.dir())
-      assert [%{filename: "lib/report_app/calc.ex", missing_source?: false, hits: 1}] = stats.files
+
+      assert [%{filename: "lib/report_app/calc.ex", missing_source?: false, hits: 1}] =
+               stats.files
     end
   end
 
@@ -207,7 +229,14 @@ defmodule LiveCov.StatsTest do
       File.write!(path, "one\ntwo")
       stats = Stats.build([%{module: M, source: path, lines: %{2 => 1, 4 => 0}}], root: dir)
       [f] = stats.files
-      assert Enum.map(f.source, &{&1.coverage, &1.source}) == [{nil, "one"}, {1, "two"}, {nil, ""}, {0, ""}]
+
+      assert Enum.map(f.source, &{&1.coverage, &1.source}) == [
+               {nil, "one"},
+               {1, "two"},
+               {nil, ""},
+               {0, ""}
+             ]
+
       refute f.trailing_newline?
     end
 
@@ -291,7 +320,9 @@ defmodule LiveCov.StatsTest do
                Stats.build([%{module: M, source: "/x.ex", lines: %{}, functions: [:bad]}], [])
 
       assert msg =~ "functions"
-      assert {:error, {:invalid_module_data, _}} = Stats.build([%{module: M, source: 42, lines: %{}}], [])
+
+      assert {:error, {:invalid_module_data, _}} =
+               Stats.build([%{module: M, source: 42, lines: %{}}], [])
     end
 
     test "malformed options" do

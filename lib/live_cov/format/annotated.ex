@@ -39,7 +39,8 @@ defmodule LiveCov.Format.Annotated do
   @impl true
   def render_files(%LiveCov.Stats{} = stats, opts \\ []) do
     Enum.map(stats.files, fn f ->
-      {Path.join("annotated", safe_relative(f.filename) <> ".COVER.out"), render_source(f, stats, opts)}
+      {Path.join("annotated", safe_relative(f.filename) <> ".COVER.out"),
+       render_source(f, stats, opts)}
     end)
   end
 
@@ -63,10 +64,14 @@ defmodule LiveCov.Format.Annotated do
   defp line(%{coverage: nil, source: s}), do: ["        |  ", s, ?\n]
 
   defp line(%{coverage: n, source: s}) when n < 1_000_000,
-    do: [String.pad_leading(Integer.to_string(n), 6), "..|  ", s, ?\n]
+    do: [pad6(Integer.to_string(n)), "..|  ", s, ?\n]
 
-  defp line(%{coverage: n, source: s}) when n < 10_000_000, do: [Integer.to_string(n), ".|  ", s, ?\n]
+  defp line(%{coverage: n, source: s}) when n < 10_000_000,
+    do: [Integer.to_string(n), ".|  ", s, ?\n]
+
   defp line(%{coverage: n, source: s}), do: [Integer.to_string(n), "|  ", s, ?\n]
+
+  defp pad6(digits), do: [:binary.copy(" ", 6 - byte_size(digits)), digits]
 
   # Keeps generated paths inside the output directory.
   @doc false

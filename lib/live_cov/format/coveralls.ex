@@ -58,6 +58,6 @@ defmodule LiveCov.Format.Coveralls do
 
     extra = for k <- @passthrough, Keyword.has_key?(opts, k), into: %{}, do: {k, opts[k]}
 
-    LiveCov.Report.JSONText.encode!(Map.put(extra, "source_files", files))
+    LiveCov.JSON.encode!(Map.put(extra, "source_files", files))
   end
 end

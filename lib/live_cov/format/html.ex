@@ -174,39 +174,40 @@ defmodule LiveCov.Format.HTML do
   end
 
   defp lines(lines, id) do
-    {rows, _} =
-      Enum.map_reduce(lines, 1, fn %{coverage: c, source: s}, n ->
-        ln = Integer.to_string(n)
+    texts = lines |> Enum.map(& &1.source) |> LiveCov.Format.escape_xml_lines()
+    anchor = id <> "-L"
+    rows(lines, texts, anchor, 1, [])
+  end
 
-        {cls, count} =
-          case c do
-            nil -> {"", ""}
-            0 -> {" class=\"m\"", "0"}
-            c -> {" class=\"h\"", Integer.to_string(c)}
-          end
+  defp rows([], _texts, _anchor, _n, acc), do: Enum.reverse(acc)
 
-        {[
-           "<tr",
-           cls,
-           " id=\"",
-           id,
-           "-L",
-           ln,
-           "\"><td class=\"n\"><a href=\"#",
-           id,
-           "-L",
-           ln,
-           "\">",
-           ln,
-           "</a></td><td class=\"c\">",
-           count,
-           "</td><td class=\"s\">",
-           escape_xml(s),
-           "</td></tr>\n"
-         ], n + 1}
-      end)
+  defp rows([%{coverage: c} | lines], [text | texts], anchor, n, acc) do
+    ln = Integer.to_string(n)
 
-    rows
+    {open, count} =
+      case c do
+        nil -> {"<tr id=\"", ""}
+        0 -> {"<tr class=\"m\" id=\"", "0"}
+        c -> {"<tr class=\"h\" id=\"", Integer.to_string(c)}
+      end
+
+    row = [
+      open,
+      anchor,
+      ln,
+      "\"><td class=\"n\"><a href=\"#",
+      anchor,
+      ln,
+      "\">",
+      ln,
+      "</a></td><td class=\"c\">",
+      count,
+      "</td><td class=\"s\">",
+      text,
+      "</td></tr>\n"
+    ]
+
+    rows(lines, texts, anchor, n + 1, [row | acc])
   end
 
   defp level(cov, threshold) do

@@ -44,14 +44,19 @@ defmodule LiveCov.Format.JSON do
           lines: Enum.map(f.source, & &1.coverage),
           functions:
             Enum.map(f.functions, fn fun ->
-              %{module: Ignore.module_name(fun.module), name: fun.name, line: fun.line, count: fun.count}
+              %{
+                module: Ignore.module_name(fun.module),
+                name: fun.name,
+                line: fun.line,
+                count: fun.count
+              }
             end)
         }
 
         if source?, do: Map.put(base, :source, Enum.map(f.source, & &1.source)), else: base
       end)
 
-    LiveCov.Report.JSONText.encode!(%{
+    LiveCov.JSON.encode!(%{
       coverage: s.coverage,
       sloc: s.sloc,
       hits: s.hits,

@@ -38,7 +38,9 @@ defmodule LiveCov.Format.LCOV do
 
   @impl true
   def render(%LiveCov.Stats{} = stats, opts \\ []) do
-    tn = opts |> Keyword.get(:test_name, "") |> to_string() |> String.replace(~r/[^A-Za-z0-9_]/, "_")
+    tn =
+      opts |> Keyword.get(:test_name, "") |> to_string() |> String.replace(~r/[^A-Za-z0-9_]/, "_")
+
     relative? = Keyword.get(opts, :paths, :absolute) == :relative
 
     Enum.map(stats.files, fn f ->
@@ -51,7 +53,9 @@ defmodule LiveCov.Format.LCOV do
         line_safe(if(relative?, do: f.filename, else: f.path)),
         ?\n,
         Enum.map(fns, fn {name, line, _} -> ["FN:", Integer.to_string(line), ?,, name, ?\n] end),
-        Enum.map(fns, fn {name, _, count} -> ["FNDA:", Integer.to_string(count), ?,, name, ?\n] end),
+        Enum.map(fns, fn {name, _, count} ->
+          ["FNDA:", Integer.to_string(count), ?,, name, ?\n]
+        end),
         "FNF:",
         Integer.to_string(length(fns)),
         "\nFNH:",
@@ -89,7 +93,8 @@ defmodule LiveCov.Format.LCOV do
   end
 
   # Commas separate fields and newlines records: neither may appear in a name.
-  defp fn_name(f), do: f |> LiveCov.Format.qualified_name() |> String.replace(~r/[,\r\n]/, "_")
+  defp fn_name(f),
+    do: f |> LiveCov.Format.qualified_name() |> String.replace([",", "\r", "\n"], "_")
 
-  defp line_safe(path), do: String.replace(path, ~r/[\r\n]/, "_")
+  defp line_safe(path), do: String.replace(path, ["\r", "\n"], "_")
 end

@@ -68,7 +68,12 @@ defmodule LiveCov.Format.Terminal do
 
     verdict =
       if stats.coverage >= threshold do
-        color("Coverage #{pct(stats.coverage)}% meets the threshold of #{threshold}%.", 100.0, 0, colors?)
+        color(
+          "Coverage #{pct(stats.coverage)}% meets the threshold of #{threshold}%.",
+          100.0,
+          0,
+          colors?
+        )
       else
         color(
           "Coverage #{pct(stats.coverage)}% is below the threshold of #{threshold}%.",
@@ -83,7 +88,12 @@ defmodule LiveCov.Format.Terminal do
       header,
       rows,
       "[TOTAL] ",
-      color(String.pad_leading(pct(stats.coverage), 5) <> "%", stats.coverage, threshold, colors?),
+      color(
+        String.pad_leading(pct(stats.coverage), 5) <> "%",
+        stats.coverage,
+        threshold,
+        colors?
+      ),
       "\n----------------\n",
       verdict,
       "\n"

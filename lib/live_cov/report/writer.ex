@@ -49,9 +49,20 @@ defmodule LiveCov.Report.Writer do
 
       mods
       |> Enum.reduce_while({:ok, []}, fn mod, {:ok, acc} ->
-        fopts = Keyword.merge(defaults(mod), Keyword.merge(shared, Keyword.get(per_format, mod.name(), [])))
+        fopts =
+          Keyword.merge(
+            defaults(mod),
+            Keyword.merge(shared, Keyword.get(per_format, mod.name(), []))
+          )
 
-        case render_and_write(mod, stats, dir, fopts, Keyword.get(names, mod.name()), opts[:split] == true) do
+        case render_and_write(
+               mod,
+               stats,
+               dir,
+               fopts,
+               Keyword.get(names, mod.name()),
+               opts[:split] == true
+             ) do
           {:ok, paths} -> {:cont, {:ok, acc ++ paths}}
           err -> {:halt, err}
         end
@@ -61,7 +72,8 @@ defmodule LiveCov.Report.Writer do
 
   def write(%LiveCov.Stats{}, _formats, dir, opts) when not is_binary(dir) or not is_list(opts) do
     {:error,
-     {:invalid_option, "dir must be a path string and opts a keyword list, got: #{inspect(dir)}, #{inspect(opts, limit: 5)}"}}
+     {:invalid_option,
+      "dir must be a path string and opts a keyword list, got: #{inspect(dir)}, #{inspect(opts, limit: 5)}"}}
   end
 
   def write(other, _formats, _dir, _opts) do
@@ -73,14 +85,17 @@ defmodule LiveCov.Report.Writer do
   defp check_opts(opts) do
     cond do
       not Keyword.keyword?(opts) ->
-        {:error, {:invalid_option, "opts must be a keyword list, got: #{inspect(opts, limit: 5)}"}}
+        {:error,
+         {:invalid_option, "opts must be a keyword list, got: #{inspect(opts, limit: 5)}"}}
 
       not Keyword.keyword?(Keyword.get(opts, :format_opts, [])) ->
-        {:error, {:invalid_option, ":format_opts must be a keyword list like [lcov: [paths: :relative]]"}}
+        {:error,
+         {:invalid_option, ":format_opts must be a keyword list like [lcov: [paths: :relative]]"}}
 
       not valid_filenames?(Keyword.get(opts, :filenames, [])) ->
         {:error,
-         {:invalid_option, ":filenames must be a keyword list of plain file names like [lcov: \"app.info\"]"}}
+         {:invalid_option,
+          ":filenames must be a keyword list of plain file names like [lcov: \"app.info\"]"}}
 
       true ->
         :ok
@@ -89,13 +104,16 @@ defmodule LiveCov.Report.Writer do
 
   defp valid_filenames?(names) do
     Keyword.keyword?(names) and
-      Enum.all?(names, fn {_, n} -> is_binary(n) and n != "" and Path.basename(n) == n and n not in [".", ".."] end)
+      Enum.all?(names, fn {_, n} ->
+        is_binary(n) and n != "" and Path.basename(n) == n and n not in [".", ".."]
+      end)
   end
 
   defp defaults(LiveCov.Format.Terminal), do: [colors: false]
   defp defaults(_), do: []
 
-  defp resolve([]), do: {:error, {:unknown_format, "no formats given; valid formats are #{valid()}"}}
+  defp resolve([]),
+    do: {:error, {:unknown_format, "no formats given; valid formats are #{valid()}"}}
 
   defp resolve(formats) do
     Enum.reduce_while(formats, {:ok, []}, fn f, {:ok, acc} ->
@@ -116,8 +134,12 @@ defmodule LiveCov.Report.Writer do
     dir = Path.expand(dir)
 
     case File.mkdir_p(dir) do
-      :ok -> {:ok, dir}
-      {:error, reason} -> {:error, {:mkdir_failed, "cannot create report directory #{dir}: #{:file.format_error(reason)}"}}
+      :ok ->
+        {:ok, dir}
+
+      {:error, reason} ->
+        {:error,
+         {:mkdir_failed, "cannot create report directory #{dir}: #{:file.format_error(reason)}"}}
     end
   end
 
@@ -147,7 +169,8 @@ defmodule LiveCov.Report.Writer do
   rescue
     e ->
       {:error,
-       {:render_failed, "format #{inspect(mod)} failed to render: #{Exception.message(e)}; check its options"}}
+       {:render_failed,
+        "format #{inspect(mod)} failed to render: #{Exception.message(e)}; check its options"}}
   end
 
   @doc """
@@ -171,11 +194,16 @@ defmodule LiveCov.Report.Writer do
 
   defp mkdir_parent(path) do
     case File.mkdir_p(Path.dirname(path)) do
-      :ok -> :ok
-      {:error, r} -> {:error, {:write_failed, "cannot create #{Path.dirname(path)}: #{:file.format_error(r)}"}}
+      :ok ->
+        :ok
+
+      {:error, r} ->
+        {:error, {:write_failed, "cannot create #{Path.dirname(path)}: #{:file.format_error(r)}"}}
     end
   end
 
   defp wrap(:ok, _), do: :ok
-  defp wrap({:error, r}, path), do: {:error, {:write_failed, "cannot write #{path}: #{:file.format_error(r)}"}}
+
+  defp wrap({:error, r}, path),
+    do: {:error, {:write_failed, "cannot write #{path}: #{:file.format_error(r)}"}}
 end

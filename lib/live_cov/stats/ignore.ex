@@ -73,7 +73,8 @@ defmodule LiveCov.Stats.Ignore do
   Validates and normalises an `ignore_modules:` list. Strings are compiled as
   regexes. Returns `{:ok, patterns}` or `{:error, {:invalid_option, message}}`.
   """
-  @spec normalize_module_patterns(term()) :: {:ok, [atom() | Regex.t()]} | {:error, {atom(), String.t()}}
+  @spec normalize_module_patterns(term()) ::
+          {:ok, [atom() | Regex.t()]} | {:error, {atom(), String.t()}}
   def normalize_module_patterns(list), do: normalize(list, :ignore_modules, true)
 
   @doc """
@@ -96,7 +97,8 @@ defmodule LiveCov.Stats.Ignore do
            {:error,
             {:invalid_option,
              "#{opt}: #{inspect(item)} is not a valid pattern; use " <>
-               if(atoms?, do: "a module atom, ", else: "") <> "a Regex (~r/.../) or a regex string"}}}
+               if(atoms?, do: "a module atom, ", else: "") <>
+               "a Regex (~r/.../) or a regex string"}}}
       end
     end)
     |> case do

@@ -70,7 +70,7 @@ defmodule LiveCov.Stats.Source do
   """
   @spec text(t()) :: String.t()
   def text(%__MODULE__{source: lines, trailing_newline?: nl?}) do
-    body = Enum.map_join(lines, "\n", & &1.source)
+    body = lines |> Enum.map(& &1.source) |> Enum.join("\n")
     if nl? and lines != [], do: body <> "\n", else: body
   end
 end

@@ -66,6 +66,7 @@ defmodule LiveCov.Format.AnnotatedTest do
     assert all =~ "gone.ex by LiveCov 2024-01-02T03:04:05Z (source file missing"
 
     files = Annotated.render_files(stats, [])
+
     assert Enum.map(files, &elem(&1, 0)) == [
              "annotated/lib/report_app/calc.ex.COVER.out",
              "annotated/lib/report_app/gone.ex.COVER.out",

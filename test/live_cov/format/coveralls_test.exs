@@ -4,7 +4,7 @@ defmodule LiveCov.Format.CoverallsTest do
   use ExUnit.Case, async: true
 
   alias LiveCov.Format.Coveralls
-  alias LiveCov.Report.JSONText
+  alias LiveCov.JSON, as: JSONText
   alias LiveCov.ReportFixture, as: Fx
 
   defp decode(stats, opts) do
@@ -45,7 +45,12 @@ defmodule LiveCov.Format.CoverallsTest do
 
     assert doc["service_name"] == "github"
     assert doc["service_job_id"] == "42"
-    assert doc["git"] == %{"head" => %{"id" => "abc123", "message" => "msg \"quoted\""}, "branch" => "main"}
+
+    assert doc["git"] == %{
+             "head" => %{"id" => "abc123", "message" => "msg \"quoted\""},
+             "branch" => "main"
+           }
+
     refute Map.has_key?(doc, "unrelated")
     refute Map.has_key?(hd(doc["source_files"]), "source")
   end

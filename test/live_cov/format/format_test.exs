@@ -28,10 +28,10 @@ defmodule LiveCov.FormatTest do
   end
 
   test "escape_xml" do
-    assert Format.escape_xml(~s(<a href="x">&'</a>)) ==
+    assert IO.iodata_to_binary(Format.escape_xml(~s(<a href="x">&'</a>))) ==
              "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;"
 
-    assert Format.escape_xml("tab\there\u0001") == "tab\there"
+    assert IO.iodata_to_binary(Format.escape_xml("tab\there\u0001")) == "tab\there"
     assert Format.escape_xml("plain é") == "plain é"
   end
 

@@ -51,7 +51,9 @@ defmodule LiveCov.Format.HTMLTest do
              ~s(<tr class="h" id="f-1-L5"><td class="n"><a href="#f-1-L5">5</a></td><td class="c">4</td><td class="s">    a + b</td></tr>)
 
     assert page =~ ~s(<tr class="m" id="f-1-L9">)
-    assert page =~ ~s(<tr id="f-1-L1"><td class="n"><a href="#f-1-L1">1</a></td><td class="c"></td>)
+
+    assert page =~
+             ~s(<tr id="f-1-L1"><td class="n"><a href="#f-1-L1">1</a></td><td class="c"></td>)
   end
 
   test "source text and names are escaped" do
@@ -70,7 +72,8 @@ defmodule LiveCov.Format.HTMLTest do
   end
 
   test "threshold picks the colour class" do
-    assert html(Fx.stats(), threshold: 70) =~ ~s(<span id="total-coverage" class="pct cov-high">75.0%</span>)
+    assert html(Fx.stats(), threshold: 70) =~
+             ~s(<span id="total-coverage" class="pct cov-high">75.0%</span>)
   end
 
   test "empty stats render" do

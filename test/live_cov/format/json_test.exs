@@ -4,7 +4,7 @@ defmodule LiveCov.Format.JSONTest do
   use ExUnit.Case, async: true
 
   alias LiveCov.Format.JSON
-  alias LiveCov.Report.JSONText
+  alias LiveCov.JSON, as: JSONText
   alias LiveCov.ReportFixture, as: Fx
 
   test "totals and per-file line arrays round-trip" do
@@ -29,7 +29,11 @@ defmodule LiveCov.Format.JSONTest do
 
     erl = Enum.find(doc["files"], &(&1["filename"] == "src/report_app_erl.erl"))
     assert erl["modules"] == ["report_app_erl"]
-    assert erl["functions"] == [%{"module" => "report_app_erl", "name" => "classify/1", "line" => 4, "count" => 4}]
+
+    assert erl["functions"] == [
+             %{"module" => "report_app_erl", "name" => "classify/1", "line" => 4, "count" => 4}
+           ]
+
     assert erl["lines"] == [nil, nil, nil, nil, 0, nil, 1, nil, 3]
   end
 
@@ -40,7 +44,9 @@ defmodule LiveCov.Format.JSONTest do
   end
 
   test "ignored modules are listed" do
-    {:ok, doc} = Fx.stats(ignore_modules: [ReportApp.Calc]) |> JSON.render([]) |> JSONText.decode()
+    {:ok, doc} =
+      Fx.stats(ignore_modules: [ReportApp.Calc]) |> JSON.render([]) |> JSONText.decode()
+
     assert doc["ignored_modules"] == ["ReportApp.Calc"]
   end
 end

@@ -98,13 +98,20 @@ defmodule LiveCov.Format.LCOVTest do
   end
 
   test "relative paths and test name" do
-    text = Fx.stats() |> LCOV.render(paths: :relative, test_name: "live run #1") |> IO.iodata_to_binary()
+    text =
+      Fx.stats()
+      |> LCOV.render(paths: :relative, test_name: "live run #1")
+      |> IO.iodata_to_binary()
+
     assert text =~ "SF:lib/report_app/calc.ex\n"
     assert text =~ "TN:live_run__1\n"
   end
 
   test "names with commas or newlines cannot corrupt the file" do
-    data = [%{module: M, source: "/x/a.ex", lines: %{1 => 1}, functions: [{"bad,name\n/0", 1, 1}]}]
+    data = [
+      %{module: M, source: "/x/a.ex", lines: %{1 => 1}, functions: [{"bad,name\n/0", 1, 1}]}
+    ]
+
     text = data |> LiveCov.Stats.build(root: "/x") |> LCOV.render([]) |> IO.iodata_to_binary()
     assert text =~ "FN:1,M.bad_name_/0\n"
     assert parse(text)["/x/a.ex"].fnda == %{"M.bad_name_/0" => 1}

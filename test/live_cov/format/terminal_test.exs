@@ -46,8 +46,15 @@ defmodule LiveCov.Format.TerminalTest do
   end
 
   test "long filenames widen the column" do
-    data = [%{module: M, source: "/nowhere/" <> String.duplicate("x", 60) <> ".ex", lines: %{1 => 1}}]
-    out = LiveCov.Stats.build(data, root: "/nowhere") |> Terminal.render(colors: false) |> IO.iodata_to_binary()
+    data = [
+      %{module: M, source: "/nowhere/" <> String.duplicate("x", 60) <> ".ex", lines: %{1 => 1}}
+    ]
+
+    out =
+      LiveCov.Stats.build(data, root: "/nowhere")
+      |> Terminal.render(colors: false)
+      |> IO.iodata_to_binary()
+
     [header | _] = out |> String.split("\n") |> tl()
     [row | _] = out |> String.split("\n") |> Enum.drop(2)
     assert String.length(header) == String.length(row) - String.length("  (source missing)")

@@ -9,15 +9,14 @@ defmodule LiveCov.Report.ConsumersTest do
     * headless Chromium must open the HTML page without console errors and show
       every per-file percentage.
 
-  Tagged `:consumers` (excluded unless `--include consumers`). When a tool is
-  missing and these tests are included, `scripts/install_report_consumers.sh`
-  is run once; tests whose tool still cannot be installed are skipped with a
-  loud message.
+  Tagged `:consumers`. When a tool is missing and these tests are not
+  excluded, `scripts/install_report_consumers.sh` is run once (at load time);
+  tests whose tool still cannot be installed are skipped with a loud message.
   """
   use ExUnit.Case, async: false
 
   alias LiveCov.Format.{Cobertura, HTML, LCOV}
-  alias LiveCov.Report.JSONText
+  alias LiveCov.JSON, as: JSONText
   alias LiveCov.ReportFixture, as: Fx
 
   @moduletag :consumers
@@ -25,19 +24,32 @@ defmodule LiveCov.Report.ConsumersTest do
 
   script = Path.expand("../../../scripts/install_report_consumers.sh", __DIR__)
 
-  included? =
-    ExUnit.configuration()
-    |> Keyword.get(:include, [])
+  # Tries to install missing tools only when these tests are going to run:
+  # explicitly included, or simply not excluded.
+  config = ExUnit.configuration()
+
+  tagged? = fn key ->
+    config
+    |> Keyword.get(key, [])
     |> Enum.any?(fn
       {:consumers, _} -> true
       :consumers -> true
       _ -> false
     end)
+  end
+
+  included? = tagged?.(:include) or not tagged?.(:exclude)
 
   find = fn ->
     %{
       genhtml: System.find_executable("genhtml"),
-      pycobertura: System.find_executable("pycobertura"),
+      # pip may put it outside PATH (e.g. /usr/local/bin under a minimal PATH)
+      pycobertura:
+        System.find_executable("pycobertura") ||
+          Enum.find(
+            ["/usr/local/bin/pycobertura", Path.expand("~/.local/bin/pycobertura")],
+            &File.exists?/1
+          ),
       chromium: System.find_executable("chromium") || System.find_executable("chromium-browser")
     }
   end
@@ -79,8 +91,7 @@ defmodule LiveCov.Report.ConsumersTest do
 
     try do
       # stderr captured separately: the checks below are about stderr
-      {out, status} =
-        System.cmd("sh", ["-c", ~s("$0" "$@" 2>"#{err}") | [cmd | args]], opts)
+      {out, status} = System.cmd("sh", ["-c", ~s("$0" "$@" 2>"#{err}") | [cmd | args]], opts)
 
       {out, File.read!(err), status}
     after
@@ -102,7 +113,9 @@ defmodule LiveCov.Report.ConsumersTest do
     # genhtml's own totals agree with ours
     assert out =~ "lines......: 75.0% (9 of 12 lines)"
     fns = Enum.flat_map(stats.files, & &1.functions)
-    assert out =~ "functions..: 88.9% (#{Enum.count(fns, &(&1.count > 0))} of #{length(fns)} functions)"
+
+    assert out =~
+             "functions..: 88.9% (#{Enum.count(fns, &(&1.count > 0))} of #{length(fns)} functions)"
 
     calc_page = Path.join([dir, "html", "lib", "report_app", "calc.ex.gcov.html"])
     assert File.exists?(calc_page)
@@ -121,14 +134,19 @@ defmodule LiveCov.Report.ConsumersTest do
 
     assert doc["total"]["Stmts"] == stats.sloc
     assert doc["total"]["Miss"] == stats.misses
-    assert doc["total"]["Cover"] == :erlang.float_to_binary(stats.hits / stats.sloc * 100, decimals: 2) <> "%"
+
+    assert doc["total"]["Cover"] ==
+             :erlang.float_to_binary(stats.hits / stats.sloc * 100, decimals: 2) <> "%"
 
     got = for f <- doc["files"], do: {f["Filename"], f["Stmts"], f["Miss"]}
     assert got == for(f <- stats.files, do: {f.filename, f.sloc, f.misses})
 
     # its HTML output reads the sources through <source> + filename
     html = Path.join(dir, "py.html")
-    {out, err, status} = run(@tools.pycobertura, ["show", "-f", "html", "-s", Fx.dir(), "-o", html, xml])
+
+    {out, err, status} =
+      run(@tools.pycobertura, ["show", "-f", "html", "-s", Fx.dir(), "-o", html, xml])
+
     assert status == 0, out <> err
     assert File.read!(html) =~ "ReportApp.Calc"
   end
@@ -137,11 +155,12 @@ defmodule LiveCov.Report.ConsumersTest do
     @describetag skip: if(@tools.chromium, do: false, else: "chromium not installed")
 
     defp chromium(url, extra) do
-      profile = Path.join(System.tmp_dir!(), "live_cov_chrome_#{System.unique_integer([:positive])}")
+      profile =
+        Path.join(System.tmp_dir!(), "live_cov_chrome_#{System.unique_integer([:positive])}")
+
       File.mkdir_p!(profile)
 
-      args =
-        ~w(--headless --no-sandbox --disable-gpu --disable-background-networking
+      args = ~w(--headless --no-sandbox --disable-gpu --disable-background-networking
            --disable-component-update --disable-sync --no-first-run
            --enable-logging=stderr --v=0) ++ ["--user-data-dir=#{profile}" | extra] ++ [url]
 
@@ -152,7 +171,8 @@ defmodule LiveCov.Report.ConsumersTest do
       end
     end
 
-    defp console_lines(stderr), do: stderr |> String.split("\n") |> Enum.filter(&(&1 =~ ":CONSOLE"))
+    defp console_lines(stderr),
+      do: stderr |> String.split("\n") |> Enum.filter(&(&1 =~ ":CONSOLE"))
 
     test "the detector sees console errors (self-check)", %{dir: dir} do
       page = Path.join(dir, "bad.html")
@@ -199,7 +219,10 @@ defmodule LiveCov.Report.ConsumersTest do
       page = Path.join(dir, "coverage.html")
       File.write!(page, HTML.render(Fx.stats(), []))
       png = Path.join(dir, "shot.png")
-      {_out, err, 0} = chromium("file://" <> page, ["--screenshot=#{png}", "--window-size=1200,900"])
+
+      {_out, err, 0} =
+        chromium("file://" <> page, ["--screenshot=#{png}", "--window-size=1200,900"])
+
       assert console_lines(err) == []
       assert <<0x89, "PNG", _::binary>> = File.read!(png)
     end

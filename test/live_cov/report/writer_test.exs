@@ -17,7 +17,9 @@ defmodule LiveCov.Report.WriterTest do
     def name, do: :custom
     def extension, do: "txt"
     def filename, do: "custom.txt"
-    def render(stats, opts), do: ["total=", to_string(stats.coverage), " ", inspect(opts[:greeting])]
+
+    def render(stats, opts),
+      do: ["total=", to_string(stats.coverage), " ", inspect(opts[:greeting])]
   end
 
   defmodule Broken do
@@ -77,7 +79,10 @@ defmodule LiveCov.Report.WriterTest do
     assert File.read!(path) =~ "end_of_record"
   end
 
-  test "unknown format: clear error listing the valid ones, nothing written", %{dir: dir, stats: stats} do
+  test "unknown format: clear error listing the valid ones, nothing written", %{
+    dir: dir,
+    stats: stats
+  } do
     assert {:error, {:unknown_format, msg}} = Writer.write(stats, [:lcov, :pdf], dir)
     assert msg =~ ":pdf"
     assert msg =~ ":cobertura, :coveralls, :html, :json, :lcov, :terminal"
@@ -89,7 +94,10 @@ defmodule LiveCov.Report.WriterTest do
     assert {:error, {:invalid_stats, _}} = Writer.write(%{}, [:lcov], dir)
     assert {:error, {:invalid_stats, _}} = Writer.write({:error, {:x, "y"}}, [:lcov], dir)
     assert {:error, {:invalid_option, _}} = Writer.write(stats, [:lcov], :dir)
-    assert {:error, {:invalid_option, _}} = Writer.write(stats, [:lcov], dir, filenames: [lcov: "../x"])
+
+    assert {:error, {:invalid_option, _}} =
+             Writer.write(stats, [:lcov], dir, filenames: [lcov: "../x"])
+
     assert {:error, {:invalid_option, _}} = Writer.write(stats, [:lcov], dir, format_opts: :x)
   end
 
