@@ -43,7 +43,7 @@ defmodule Mix.Tasks.Compile.LiveCovNif do
 
         if stale?(built, dest) do
           # Copy to a temporary name and rename: a running VM keeps its mapping of the old file.
-          tmp = dest <> ".tmp"
+          tmp = "#{dest}.#{System.pid()}.#{System.unique_integer([:positive])}.tmp"
           File.cp!(built, tmp)
           File.rename!(tmp, dest)
           {:ok, []}

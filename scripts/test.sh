@@ -9,4 +9,5 @@ cargo clippy --release --all-targets -- -D warnings
 cargo test --release
 echo "==> mix format / test"
 mix format --check-formatted
-MIX_ENV=test mix test "$@"
+# maybe_expr: the oracle corpus has a `maybe` fixture; OTP 25 loads it only with the feature on.
+ERL_FLAGS="${ERL_FLAGS:-} -enable-feature maybe_expr" MIX_ENV=test mix test "$@"

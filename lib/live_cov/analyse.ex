@@ -63,28 +63,26 @@ defmodule LiveCov.Analyse do
   end
 
   @doc """
-  Per-function counts: `[{"name/arity", first_line, count}]`, where a function's count is the
-  count of the first site of its first clause (how often the function was entered).
+  Per-function counts: `[{"name/arity", first_line, count}]`. A function's count is what
+  `cover/4` gives at function level for `:calls` (the sum over its clauses of each clause's
+  first site: how often the function was entered). Functions whose sites are all on line 0
+  (compiler-generated) are left out.
   """
   @spec functions(ModuleInfo.t(), [non_neg_integer]) :: [
           {String.t(), pos_integer, non_neg_integer}
         ]
   def functions(info, counts) do
-    info
-    |> keyed(counts)
-    |> Enum.reject(fn {{_, _, _, line}, _} -> line == 0 end)
-    |> Enum.group_by(fn {{f, a, _, _}, _} -> {f, a} end)
-    |> Enum.map(fn {{f, a}, sites} ->
-      first_line = sites |> Enum.map(fn {{_, _, _, l}, _} -> l end) |> Enum.min()
+    first_lines =
+      info.sites
+      |> Tuple.to_list()
+      |> Enum.reject(fn {_, _, _, line} -> line == 0 end)
+      |> Enum.reduce(%{}, fn {f, a, _, l}, acc -> Map.update(acc, {f, a}, l, &min(&1, l)) end)
 
-      calls =
-        sites
-        |> Enum.filter(fn {{_, _, c, _}, _} -> c == 1 end)
-        |> Enum.min_by(fn {{_, _, _, l}, _} -> l end, fn -> {nil, 0} end)
-        |> elem(1)
-
-      {"#{f}/#{a}", first_line, calls}
-    end)
+    for {{_m, f, a}, calls} <- cover(info, counts, :calls, :function),
+        line = Map.get(first_lines, {f, a}),
+        line != nil do
+      {"#{f}/#{a}", line, calls}
+    end
     |> Enum.sort_by(fn {name, line, _} -> {line, name} end)
   end
 

@@ -16,6 +16,7 @@ defmodule LiveCov.CoverOracleTest do
 
   @maybe_enabled Oracle.maybe_enabled?()
   @all_modules Oracle.fixture_modules(true)
+  @results {__MODULE__, :results}
 
   setup_all do
     if Process.whereis(:cover_server) do
@@ -23,15 +24,26 @@ defmodule LiveCov.CoverOracleTest do
     end
 
     build = Oracle.build!()
-    on_exit(fn -> Oracle.cleanup(build) end)
+
+    on_exit(fn ->
+      :persistent_term.erase(@results)
+      Oracle.cleanup(build)
+    end)
+
     %{cover: cover, live_cov: live} = Oracle.run_both(build, Oracle.live_backend())
 
     if Map.has_key?(cover, :crashed) do
       raise "the :cover half of the oracle crashed (fixture bug):\n" <> cover.crashed
     end
 
-    %{build: build, cover: cover, live: live}
+    # The results are large: ExUnit copies the context into every test, so
+    # they live in a persistent term and the tests fetch them on demand.
+    :persistent_term.put(@results, %{build: build, cover: cover, live: live})
+    :ok
   end
+
+  # The oracle results (`%{build: .., cover: .., live: ..}`), fetched without copying.
+  defp r, do: :persistent_term.get(@results)
 
   # -- helpers ---------------------------------------------------------------
 
@@ -39,9 +51,14 @@ defmodule LiveCov.CoverOracleTest do
   defp live!(%{live: live}), do: live
 
   # The message is only built on failure (assert/2 would build it eagerly).
-  defp assert_same(label, expected, got) do
-    if expected != got, do: flunk(Oracle.explain(label, expected, got))
-    :ok
+  defp assert_same(label, expected, got), do: assert_all_same([{label, expected, got}])
+
+  # Checks every `{label, expected, got}` and reports all mismatches at once.
+  defp assert_all_same(triples) do
+    case for {label, e, g} <- triples, e != g, do: Oracle.explain(label, e, g) do
+      [] -> :ok
+      texts -> flunk("#{length(texts)} mismatch(es)\n\n" <> Enum.join(texts, "\n"))
+    end
   end
 
   defp zero?({:ok, {_m, v}}), do: zero_value?(v)
@@ -72,16 +89,21 @@ defmodule LiveCov.CoverOracleTest do
 
   # -- the corpus and the :cover half (self-checks) ----------------------------
 
-  test "fixtures are built with debug info and loaded from the build dir", %{build: build} do
+  test "fixtures are built with debug info and loaded from the build dir" do
+    build = r().build
     assert build.modules == Oracle.fixture_modules(@maybe_enabled)
+    assert build.warnings == []
 
     for {mod, path} <- build.beams do
       assert :code.which(mod) == path
-      assert {:ok, {^mod, [abstract_code: {:raw_abstract_v1, _}]}} = :beam_lib.chunks(path, [:abstract_code])
+
+      assert {:ok, {^mod, [abstract_code: {:raw_abstract_v1, _}]}} =
+               :beam_lib.chunks(path, [:abstract_code])
     end
   end
 
-  test ":cover half: includes and -file switches, unexecuted lines, OTP-8188", %{cover: cover} do
+  test ":cover half: includes and -file switches, unexecuted lines, OTP-8188" do
+    cover = r().cover
     # Functions from oracle_erl_inc.hrl are not instrumented; the explicit
     # -file attribute is dropped by epp:interpret_file_attribute/1, so
     # from_other_file/1 is; Elixir's @file makes a real switch.
@@ -98,7 +120,12 @@ defmodule LiveCov.CoverOracleTest do
     assert {:after_other_file, 1} in flow_names
 
     # Some lines stay unexecuted on purpose in every hand-written fixture.
-    for mod <- [:oracle_erl_control, :oracle_erl_data, LiveCovOracle.Flow, LiveCovOracle.CounterServer] do
+    for mod <- [
+          :oracle_erl_control,
+          :oracle_erl_data,
+          LiveCovOracle.Flow,
+          LiveCovOracle.CounterServer
+        ] do
       {:ok, lines} = cover.analyse[{mod, :coverage, :line}]
       assert Enum.any?(lines, &match?({_, {0, 1}}, &1)), "#{inspect(mod)} has no unexecuted line"
       assert Enum.any?(lines, &match?({_, {1, 0}}, &1)), "#{inspect(mod)} has no executed line"
@@ -116,16 +143,20 @@ defmodule LiveCov.CoverOracleTest do
 
   # -- LiveCov.Cover against :cover ---------------------------------------------
 
-  test "workload return values are equal", ctx do
+  test "workload return values are equal" do
+    ctx = r()
     assert_same("workload", ctx.cover.workload, live!(ctx).workload)
   end
 
-  test "start/0, compile_beam/1, modules/0 and is_compiled/1 are equal", ctx do
+  test "start/0, compile_beam/1, modules/0 and is_compiled/1 are equal" do
+    ctx = r()
     live = live!(ctx)
 
-    for key <- [:start, :compile, :modules, :is_compiled] do
-      assert_same(inspect(key), Map.fetch!(ctx.cover, key), Map.fetch!(live, key))
-    end
+    assert_all_same(
+      for key <- [:start, :compile, :modules, :is_compiled] do
+        {inspect(key), Map.fetch!(ctx.cover, key), Map.fetch!(live, key)}
+      end
+    )
   end
 
   for mod <- @all_modules, analysis <- Oracle.analyses(), level <- Oracle.levels() do
@@ -133,11 +164,17 @@ defmodule LiveCov.CoverOracleTest do
       @tag skip: "needs ERL_FLAGS=\"-enable-feature maybe_expr\" on OTP 25"
     end
 
-    test "#{inspect(mod)} analyse #{analysis} #{level}", ctx do
+    test "#{inspect(mod)} analyse #{analysis} #{level}" do
+      ctx = r()
       key = {unquote(mod), unquote(analysis), unquote(level)}
       expected = Map.fetch!(ctx.cover.analyse, key)
       assert {:ok, _} = expected
-      assert_same("analyse(#{inspect(elem(key, 0))}, #{elem(key, 1)}, #{elem(key, 2)})", expected, Map.fetch!(live!(ctx).analyse, key))
+
+      assert_same(
+        "analyse(#{inspect(elem(key, 0))}, #{elem(key, 1)}, #{elem(key, 2)})",
+        expected,
+        Map.fetch!(live!(ctx).analyse, key)
+      )
     end
   end
 
@@ -146,19 +183,23 @@ defmodule LiveCov.CoverOracleTest do
       @tag skip: "needs ERL_FLAGS=\"-enable-feature maybe_expr\" on OTP 25"
     end
 
-    test "#{inspect(mod)} analyse/1 and analyse/2 short forms", ctx do
+    test "#{inspect(mod)} analyse/1 and analyse/2 short forms" do
+      ctx = r()
       mod = unquote(mod)
       live = live!(ctx)
       keys = for {k, _} <- ctx.cover.forms, is_tuple(k), elem(k, 1) == mod, do: k
       assert length(keys) == 7
 
-      for key <- keys do
-        assert_same(inspect(key), Map.fetch!(ctx.cover.forms, key), Map.get(live.forms, key, :__missing__))
-      end
+      assert_all_same(
+        for key <- keys do
+          {inspect(key), Map.fetch!(ctx.cover.forms, key), Map.get(live.forms, key, :__missing__)}
+        end
+      )
     end
   end
 
-  test "analyse/0, analyse/1 (analysis | level) and analyse/2 (analysis, level)", ctx do
+  test "analyse/0, analyse/1 (analysis | level) and analyse/2 (analysis, level)" do
+    ctx = r()
     live = live!(ctx)
 
     keys =
@@ -166,36 +207,55 @@ defmodule LiveCov.CoverOracleTest do
         for(x <- Oracle.analyses() ++ Oracle.levels(), do: {:analyse_1, x}) ++
         for a <- Oracle.analyses(), l <- Oracle.levels(), do: {:analyse_2, a, l}
 
-    for key <- keys do
-      expected = Map.fetch!(ctx.cover.forms, key)
-      assert {:result, [_ | _], []} = expected
-      assert_same(inspect(key), expected, Map.get(live.forms, key, :__missing__))
-    end
+    assert_all_same(
+      for key <- keys do
+        expected = Map.fetch!(ctx.cover.forms, key)
+        assert {:result, [_ | _], []} = expected
+        {inspect(key), expected, Map.get(live.forms, key, :__missing__)}
+      end
+    )
   end
 
-  test "analyse over a list and :_ gives {:result, ok, fail}", ctx do
+  test "analyse over a list and :_ gives {:result, ok, fail}" do
+    ctx = r()
     live = live!(ctx)
 
     keys =
       for {k, _} <- ctx.cover.forms,
           is_tuple(k),
-          elem(k, 1) in [:_, :list2, :list_with_missing, :all_mods, :empty_list, :only_missing],
+          elem(k, 1) in [
+            :_,
+            :list2,
+            :list_with_missing,
+            :list_with_duplicates,
+            :all_mods,
+            :empty_list,
+            :only_missing
+          ],
           do: k
 
-    assert length(keys) == 3 * 8 + 8
+    assert length(keys) == 4 * 8 + 8
 
-    for key <- keys do
-      expected = Map.fetch!(ctx.cover.forms, key)
-      assert {:result, ok, fail} = expected
-      assert is_list(ok) and is_list(fail)
-      assert_same(inspect(key), expected, Map.get(live.forms, key, :__missing__))
-    end
-
+    # cover lists the failures in reverse order and keeps duplicates.
     assert {:result, _, [not_cover_compiled: :lists, not_cover_compiled: :oracle_no_such_module]} =
              ctx.cover.forms[{:analyse_3, :list_with_missing, :calls, :line}]
+
+    assert {:result, [_ | _], [not_cover_compiled: :lists, not_cover_compiled: :lists]} =
+             ctx.cover.forms[{:analyse_3, :list_with_duplicates, :calls, :line}]
+
+    assert_all_same(
+      for key <- Enum.sort(keys) do
+        expected = Map.fetch!(ctx.cover.forms, key)
+        assert {:result, ok, fail} = expected
+        assert is_list(ok) and is_list(fail)
+        {inspect(key), expected, Map.get(live.forms, key, :__missing__)}
+      end
+    )
   end
 
-  test "non-compiled modules give {:error, {:not_cover_compiled, m}}", ctx do
+  test "non-compiled modules give {:error, {:not_cover_compiled, m}}" do
+    ctx = r()
+
     for m <- Oracle.not_compiled() do
       errors = ctx.cover.errors[m]
       assert errors.analyse_1 == {:error, {:not_cover_compiled, m}}
@@ -207,7 +267,8 @@ defmodule LiveCov.CoverOracleTest do
     assert_same("errors", ctx.cover.errors, live!(ctx).errors)
   end
 
-  test "reset/1 zeroes one module only", ctx do
+  test "reset/1 zeroes one module only" do
+    ctx = r()
     {mod, :ok, after_reset} = ctx.cover.reset_one
     assert mod == Oracle.reset_module()
 
@@ -215,37 +276,46 @@ defmodule LiveCov.CoverOracleTest do
       if m == mod do
         assert zero?(result), "#{inspect(key)} not zero after reset: #{inspect(result)}"
       else
-        assert result == ctx.cover.analyse[key], "#{inspect(key)} changed by reset(#{inspect(mod)})"
+        assert result == ctx.cover.analyse[key],
+               "#{inspect(key)} changed by reset(#{inspect(mod)})"
       end
     end
 
     assert_same("reset(#{inspect(mod)})", ctx.cover.reset_one, live!(ctx).reset_one)
   end
 
-  test "reset/0 zeroes every module under both", ctx do
+  test "reset/0 zeroes every module under both" do
+    ctx = r()
     {:ok, after_reset} = ctx.cover.reset_all
     assert Enum.all?(after_reset, fn {_key, result} -> zero?(result) end)
     assert_same("reset()", ctx.cover.reset_all, live!(ctx).reset_all)
   end
 
-  test "counting after reset/0 matches a fresh run", ctx do
+  test "counting after reset/0 matches a fresh run" do
+    ctx = r()
     assert_same("rerun after reset", ctx.cover.rerun, live!(ctx).rerun)
   end
 
-  test "stop/0 restores the original beams", ctx do
+  test "stop/0 restores the original beams" do
+    ctx = r()
     assert ctx.cover.stop == :ok
     assert Enum.all?(ctx.cover.restored, fn {_, restored?} -> restored? end)
     live = live!(ctx)
-    assert_same("stop()", ctx.cover.stop, live.stop)
-    assert_same("originals restored", ctx.cover.restored, live.restored)
+
+    assert_all_same([
+      {"stop()", ctx.cover.stop, live.stop},
+      {"originals restored", ctx.cover.restored, live.restored}
+    ])
   end
 
-  test "compile_beam_directory/0,1 on the fixture dir", ctx do
+  test "compile_beam_directory/0,1 on the fixture dir" do
+    ctx = r()
     cover = Oracle.run_directory(:cover, ctx.build)
     expected_ok = for m <- ctx.build.modules, do: {:ok, m}
     assert cover.compile_beam_directory_1 == Enum.sort(expected_ok)
     assert cover.compile_beam_directory_0 == Enum.sort(expected_ok)
     assert cover.missing_dir == {:error, :enoent}
+    assert cover.start_2 == {:ok, :pid}
 
     live =
       try do
@@ -254,8 +324,10 @@ defmodule LiveCov.CoverOracleTest do
         e -> flunk("LiveCov.Cover crashed:\n" <> Exception.format(:error, e, __STACKTRACE__))
       end
 
-    for {key, expected} <- cover do
-      assert_same(inspect(key), expected, Map.get(live, key, :__missing__))
-    end
+    assert_all_same(
+      for {key, expected} <- Enum.sort(cover) do
+        {inspect(key), expected, Map.get(live, key, :__missing__)}
+      end
+    )
   end
 end

@@ -119,7 +119,20 @@ defmodule LiveCov.Test.Oracle do
   info forced on). The workload module goes to a separate directory so that
   `compile_beam_directory(dir)` only sees fixtures. Raises on any compile error.
   """
-  def build!(root \\ Path.join(System.tmp_dir!(), "live_cov_oracle_#{System.pid()}_#{System.unique_integer([:positive])}")) do
+  def build!(
+        root \\ Path.join(
+          System.tmp_dir!(),
+          "live_cov_oracle_#{System.pid()}_#{System.unique_integer([:positive])}"
+        )
+      ) do
+    do_build!(root)
+  rescue
+    e ->
+      File.rm_rf(root)
+      reraise e, __STACKTRACE__
+  end
+
+  defp do_build!(root) do
     dir = Path.join(root, "ebin")
     workload_dir = Path.join(root, "workload")
     File.rm_rf!(root)
@@ -204,8 +217,11 @@ defmodule LiveCov.Test.Oracle do
 
     try do
       case Kernel.ParallelCompiler.compile_to_path(files, dir) do
-        {:ok, _mods, warnings} -> warnings
-        {:error, errors, _warnings} -> raise "oracle: cannot compile #{inspect(files)}: #{inspect(errors)}"
+        {:ok, _mods, warnings} ->
+          warnings
+
+        {:error, errors, _warnings} ->
+          raise "oracle: cannot compile #{inspect(files)}: #{inspect(errors)}"
       end
     after
       Code.compiler_options(Map.take(Map.new(previous), [:debug_info, :ignore_module_conflict]))
@@ -308,8 +324,7 @@ defmodule LiveCov.Test.Oracle do
 
     start = norm_start(call(backend, :start, []))
 
-    compile =
-      for m <- mods, do: {m, call(backend, :compile_beam, [Map.fetch!(build.beams, m)])}
+    compile = for m <- mods, do: {m, call(backend, :compile_beam, [Map.fetch!(build.beams, m)])}
 
     modules = sort_if_list(call(backend, :modules, []))
     is_compiled = Map.new(mods ++ @not_compiled, &{&1, call(backend, :is_compiled, [&1])})
@@ -362,8 +377,25 @@ defmodule LiveCov.Test.Oracle do
     dir1 = sort_if_list(call(backend, :compile_beam_directory, [dir]))
     modules1 = sort_if_list(call(backend, :modules, []))
     analysis1 = norm_multi(call(backend, :analyse, [:_, :coverage, :function]), :function)
-    missing = call(backend, :compile_beam_directory, [String.to_charlist(Path.join(build.root, "missing"))])
+
+    missing =
+      call(backend, :compile_beam_directory, [
+        String.to_charlist(Path.join(build.root, "missing"))
+      ])
+
     stop1 = call(backend, :stop, [])
+    load_originals!(build)
+
+    # compile_beam/1 with a list (a path twice, a module atom, a missing module).
+    [p1, p2 | _] = Enum.map(build.modules, &Map.fetch!(build.beams, &1))
+    [_, _, m3 | _] = build.modules
+    start_list = norm_start(call(backend, :start, []))
+
+    list_result =
+      sort_if_list(call(backend, :compile_beam, [[p1, p2, p1, m3, :oracle_no_such_module]]))
+
+    modules_list = sort_if_list(call(backend, :modules, []))
+    stop_list = call(backend, :stop, [])
     load_originals!(build)
 
     start2 = norm_start(call(backend, :start, []))
@@ -389,6 +421,10 @@ defmodule LiveCov.Test.Oracle do
       analyse_all_function: analysis1,
       missing_dir: missing,
       stop_1: stop1,
+      start_list: start_list,
+      compile_beam_list: list_result,
+      modules_list: modules_list,
+      stop_list: stop_list,
       start_2: start2,
       compile_beam_directory_0: dir0,
       modules_0: modules0,
@@ -431,13 +467,15 @@ defmodule LiveCov.Test.Oracle do
     [m1, m2 | _] = mods
     two = [m1, m2]
     with_missing = [m1, :oracle_no_such_module, m2, :lists]
+    with_duplicates = [m2, m1, m2, :lists, :lists]
 
     single =
       for m <- mods, into: [] do
         [
           {{:analyse_1, m}, norm_one(call(backend, :analyse, [m]), :function)},
           {{:analyse_2, m, :calls}, norm_one(call(backend, :analyse, [m, :calls]), :function)},
-          {{:analyse_2, m, :coverage}, norm_one(call(backend, :analyse, [m, :coverage]), :function)}
+          {{:analyse_2, m, :coverage},
+           norm_one(call(backend, :analyse, [m, :coverage]), :function)}
         ] ++
           for l <- @levels do
             {{:analyse_2, m, l}, norm_one(call(backend, :analyse, [m, l]), l)}
@@ -446,7 +484,10 @@ defmodule LiveCov.Test.Oracle do
 
     general =
       [{:analyse_0, norm_multi(call(backend, :analyse, []), :function)}] ++
-        for(a <- @analyses, do: {{:analyse_1, a}, norm_multi(call(backend, :analyse, [a]), :function)}) ++
+        for(
+          a <- @analyses,
+          do: {{:analyse_1, a}, norm_multi(call(backend, :analyse, [a]), :function)}
+        ) ++
         for(l <- @levels, do: {{:analyse_1, l}, norm_multi(call(backend, :analyse, [l]), l)}) ++
         for a <- @analyses, l <- @levels do
           [
@@ -454,16 +495,20 @@ defmodule LiveCov.Test.Oracle do
             {{:analyse_3, :_, a, l}, norm_multi(call(backend, :analyse, [:_, a, l]), l)},
             {{:analyse_3, :list2, a, l}, norm_multi(call(backend, :analyse, [two, a, l]), l)},
             {{:analyse_3, :list_with_missing, a, l},
-             norm_multi(call(backend, :analyse, [with_missing, a, l]), l)}
+             norm_multi(call(backend, :analyse, [with_missing, a, l]), l)},
+            {{:analyse_3, :list_with_duplicates, a, l},
+             norm_multi(call(backend, :analyse, [with_duplicates, a, l]), l)}
           ]
         end ++
         [
           {{:analyse_1, :list2}, norm_multi(call(backend, :analyse, [two]), :function)},
           {{:analyse_1, :all_mods}, norm_multi(call(backend, :analyse, [mods]), :function)},
           {{:analyse_1, :_}, norm_multi(call(backend, :analyse, [:_]), :function)},
-          {{:analyse_2, :_, :calls}, norm_multi(call(backend, :analyse, [:_, :calls]), :function)},
+          {{:analyse_2, :_, :calls},
+           norm_multi(call(backend, :analyse, [:_, :calls]), :function)},
           {{:analyse_2, :_, :line}, norm_multi(call(backend, :analyse, [:_, :line]), :line)},
-          {{:analyse_2, :list2, :clause}, norm_multi(call(backend, :analyse, [two, :clause]), :clause)},
+          {{:analyse_2, :list2, :clause},
+           norm_multi(call(backend, :analyse, [two, :clause]), :clause)},
           {{:analyse_1, :empty_list}, norm_multi(call(backend, :analyse, [[]]), :function)},
           {{:analyse_3, :only_missing, :calls, :line},
            norm_multi(call(backend, :analyse, [[:oracle_no_such_module], :calls, :line]), :line)}
@@ -484,7 +529,10 @@ defmodule LiveCov.Test.Oracle do
          is_compiled: call(backend, :is_compiled, [m])
        }}
     end
-    |> Map.put(:compile_beam_missing_module, call(backend, :compile_beam, [:oracle_no_such_module]))
+    |> Map.put(
+      :compile_beam_missing_module,
+      call(backend, :compile_beam, [:oracle_no_such_module])
+    )
   end
 
   # ---------------------------------------------------------------------------
@@ -492,7 +540,10 @@ defmodule LiveCov.Test.Oracle do
   # ---------------------------------------------------------------------------
 
   defp norm_start({:ok, pid}) when is_pid(pid), do: {:ok, :pid}
-  defp norm_start({:error, {:already_started, pid}}) when is_pid(pid), do: {:error, {:already_started, :pid}}
+
+  defp norm_start({:error, {:already_started, pid}}) when is_pid(pid),
+    do: {:error, {:already_started, :pid}}
+
   defp norm_start(other), do: other
 
   defp sort_if_list(list) when is_list(list), do: Enum.sort(list)
@@ -504,6 +555,7 @@ defmodule LiveCov.Test.Oracle do
 
   @doc "Normalises a `{:result, ok, fail}` answer at `level`."
   def norm_multi({:result, ok, fail}, :line) when is_list(ok), do: {:result, Enum.sort(ok), fail}
+
   def norm_multi({:result, ok, fail}, _level) when is_list(ok),
     do: {:result, Enum.sort_by(ok, &item_module/1), fail}
 
@@ -564,21 +616,33 @@ defmodule LiveCov.Test.Oracle do
     end
   end
 
-  @doc "Human-readable report of a mismatch for assertion messages."
+  @doc """
+  Human-readable report of a mismatch for assertion messages: both values
+  (shortened when long) and the exact differences.
+  """
   def explain(label, expected, got) do
     detail =
       case {expected, got} do
-        {{:ok, e}, {:ok, g}} when is_list(e) and is_list(g) -> diff_items(e, g)
+        {{:ok, e}, {:ok, g}} when is_list(e) and is_list(g) ->
+          diff_items(e, g)
+
         {{:result, e, ef}, {:result, g, gf}} when is_list(e) and is_list(g) ->
           diff_items(e, g) ++ if(ef == gf, do: [], else: [{:fail, ef, gf}])
-        _ -> diff(expected, got)
+
+        _ ->
+          diff(expected, got)
       end
 
     """
     #{label}: LiveCov.Cover differs from :cover
-      :cover        #{inspect(expected, limit: :infinity, printable_limit: 200)}
-      LiveCov.Cover #{inspect(got, limit: :infinity, printable_limit: 200)}
-      differences   #{inspect(detail, limit: :infinity)}
+      :cover        #{short(expected)}
+      LiveCov.Cover #{short(got)}
+      differences   #{inspect(detail, limit: :infinity, printable_limit: 4000)}
     """
+  end
+
+  defp short(term) do
+    text = inspect(term, limit: :infinity, printable_limit: 4000)
+    if String.length(text) <= 1500, do: text, else: inspect(term, limit: 4) <> " (shortened)"
   end
 end

@@ -1,0 +1,129 @@
+defmodule Mix.Tasks.LiveCov.Report do
+  @shortdoc "Renders LiveCov coverage reports from an export or from this node"
+
+  @moduledoc """
+  Renders LiveCov reports in any format, from data exported by
+  `mix test --cover --export-coverage NAME` (see `LiveCov.MixTool`) or, without `--input`,
+  from the modules instrumented on the current node (e.g. in `iex -S mix` after
+  `LiveCov.start(:my_app)`).
+
+      mix live_cov.report --input cover/default.livecov.json --format lcov --output cover
+      mix live_cov.report --input a.livecov.json --format html,cobertura --threshold 80
+      mix live_cov.report --input a.livecov.json --compile-root /build/app --runtime-root .
+
+  Options:
+
+    * `--input PATH` - a LiveCov export (JSON). Without it, the current node's counters.
+    * `--format NAME` - repeatable or comma-separated: `html` (default), `lcov`, `cobertura`,
+      `coveralls`, `json`, `annotated`, `terminal`.
+    * `--output DIR` - where the files go; default `:output` of the project's
+      `:test_coverage` config, else `cover`.
+    * `--compile-root DIR --runtime-root DIR` - read sources compiled under the first
+      directory from the second (only for sources an export does not embed).
+    * `--root DIR` - show filenames relative to this directory (default: the exporting
+      project's directory, or the current directory).
+    * `--threshold N` - when the total is below `N` percent, exit with status 3 (after
+      writing the reports).
+    * `--no-summary` - do not print the terminal table.
+
+  In a project, `:ignore_modules` and `:skip_files` of its `:test_coverage` config apply.
+  """
+
+  use Mix.Task
+
+  alias LiveCov.MixTool
+
+  @switches [
+    input: :string,
+    format: :keep,
+    output: :string,
+    compile_root: :string,
+    runtime_root: :string,
+    root: :string,
+    threshold: :float,
+    summary: :boolean
+  ]
+  @aliases [i: :input, f: :format, o: :output]
+
+  @impl true
+  def run(args) do
+    # Runnable more than once in one VM (iex -S mix, Mix.Task.run/2).
+    Mix.Task.reenable("live_cov.report")
+
+    {opts, rest, invalid} = OptionParser.parse(args, strict: @switches, aliases: @aliases)
+    check_args!(rest, invalid)
+
+    config = project_config()
+    if Mix.Project.get(), do: Mix.Task.run("compile")
+
+    stats = opts |> stats(config) |> ok!()
+    threshold = opts[:threshold]
+
+    if Keyword.get(opts, :summary, true) do
+      MixTool.print_summary(stats, threshold: threshold || 90, sort: :coverage)
+    end
+
+    output = opts[:output] || Keyword.get(config, :output, "cover")
+    {:ok, paths} = stats |> LiveCov.Report.Writer.write(formats(opts), output) |> ok!()
+    Enum.each(paths, &Mix.shell().info("Wrote #{Path.relative_to_cwd(&1)}"))
+
+    if threshold && stats.coverage < threshold do
+      Mix.shell().info("Coverage test failed, threshold not met (exit status 3).")
+      exit({:shutdown, 3})
+    end
+
+    :ok
+  end
+
+  defp check_args!([], []), do: :ok
+
+  defp check_args!(rest, invalid) do
+    bad = Enum.map(invalid, fn {k, _} -> k end) ++ rest
+
+    Mix.raise(
+      "mix live_cov.report: unexpected #{Enum.join(bad, " ")}; " <>
+        "usage: mix live_cov.report [--input EXPORT.json] [--format lcov] [--output DIR]"
+    )
+  end
+
+  defp project_config do
+    if Mix.Project.get(), do: Mix.Project.config()[:test_coverage] || [], else: []
+  end
+
+  defp stats(opts, config) do
+    stats_opts =
+      config
+      |> Keyword.take([:ignore_modules, :skip_files])
+      |> Keyword.merge(Keyword.take(opts, [:compile_root, :runtime_root, :root]))
+
+    case opts[:input] do
+      nil ->
+        if LiveCov.modules() == [] do
+          {:error,
+           {:nothing_instrumented,
+            "no module is instrumented on this node: run LiveCov.start/1 first, " <>
+              "or pass --input with a LiveCov export"}}
+        else
+          LiveCov.report(stats_opts)
+        end
+
+      input ->
+        with {:ok, export} <- MixTool.read_export(input) do
+          MixTool.export_stats(export, stats_opts)
+        end
+    end
+  end
+
+  defp formats(opts) do
+    case Keyword.get_values(opts, :format) do
+      [] ->
+        [:html]
+
+      values ->
+        values |> Enum.flat_map(&String.split(&1, ",", trim: true)) |> Enum.map(&String.trim/1)
+    end
+  end
+
+  defp ok!({:error, {kind, message}}), do: Mix.raise("mix live_cov.report (#{kind}): #{message}")
+  defp ok!(ok), do: ok
+end

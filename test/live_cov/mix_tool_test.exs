@@ -1,0 +1,394 @@
+defmodule LiveCov.MixToolTest do
+  # Instruments modules and runs Mix in subprocesses: not async.
+  use ExUnit.Case, async: false
+
+  alias LiveCov.MixTool
+
+  @repo Path.expand("../..", __DIR__)
+  @fixture Path.join(@repo, "test/fixtures/mix_project")
+  @fixture_sources ~w(calc.ex greeter.ex unused.ex ignored.ex)
+
+  @calc_da "DA:5,1\nDA:9,0\nDA:12,0\nDA:16,1\nLF:4\nLH:2\n"
+
+  defp tmp_dir(tag) do
+    dir = Path.join(System.tmp_dir!(), "live_cov_#{tag}_#{System.unique_integer([:positive])}")
+    File.mkdir_p!(dir)
+    on_exit(fn -> File.rm_rf(dir) end)
+    dir
+  end
+
+  defp write_json(dir, name, term) do
+    path = Path.join(dir, name)
+    File.write!(path, LiveCov.JSON.encode!(term))
+    path
+  end
+
+  defp export_doc(modules, sources, root) do
+    %{
+      format: "live_cov_export",
+      version: 1,
+      generated_at: "2024-05-01T10:00:00Z",
+      node: "nonode@nohost",
+      root: root,
+      modules: modules,
+      sources: sources
+    }
+  end
+
+  # The fixture's modules, compiled once (with their sources in a temporary lib/).
+  setup_all do
+    dir = tmp_dir("mixtool_export")
+    lib = Path.join(dir, "lib/fixture_app")
+    File.mkdir_p!(lib)
+
+    sources =
+      for f <- @fixture_sources do
+        File.cp!(Path.join([@fixture, "lib/fixture_app", f]), Path.join(lib, f))
+        Path.join(lib, f)
+      end
+
+    ebin = Path.join(dir, "ebin")
+    File.mkdir_p!(ebin)
+    {:ok, mods, _} = Kernel.ParallelCompiler.compile_to_path(sources, ebin)
+    %{dir: dir, lib: lib, ebin: ebin, mods: mods}
+  end
+
+  describe "export of instrumented modules" do
+    setup %{ebin: ebin, mods: mods} do
+      # Instrumenting again starts with fresh counters.
+      %{instrumented: instrumented} = LiveCov.start(ebin)
+      assert Enum.sort(instrumented) == Enum.sort(mods)
+      on_exit(fn -> LiveCov.Registry.restore(mods) end)
+
+      # The fixture's test suite.
+      3 = apply(FixtureApp.Calc, :add, [1, 2])
+      {:ok, 3} = apply(FixtureApp.Calc, :safe_div, [7, 2])
+      "Hello, Ada!" = apply(FixtureApp.Greeter, :greet, ["Ada"])
+      :ok
+    end
+
+    test "the export holds module data and sources; its report equals the live one", ctx do
+      path = Path.join(ctx.dir, "out/run.livecov.json")
+      assert {:ok, ^path} = MixTool.write_export(path)
+
+      json = path |> File.read!() |> LiveCov.JSON.decode!()
+      assert json["format"] == "live_cov_export" and json["version"] == 1
+      calc = Enum.find(json["modules"], &(&1["module"] == "Elixir.FixtureApp.Calc"))
+      assert calc["lines"] == %{"5" => 1, "9" => 0, "12" => 0, "16" => 1}
+      assert calc["source"] == Path.join(ctx.lib, "calc.ex")
+      assert json["sources"][calc["source"]] == File.read!(calc["source"])
+
+      assert {:ok, export} = MixTool.read_export(path)
+      opts = [root: ctx.dir, ignore_modules: [FixtureApp.Ignored]]
+      from_export = MixTool.export_stats(export, opts)
+      live = LiveCov.report(opts)
+
+      mine = fn stats ->
+        for f <- stats.files, String.starts_with?(f.filename, "lib/fixture_app/") do
+          {f.filename, f.coverage, f.hits, f.misses, f.path, length(f.source)}
+        end
+      end
+
+      assert mine.(from_export) == mine.(live)
+
+      assert mine.(from_export) == [
+               {"lib/fixture_app/calc.ex", 50.0, 2, 2, Path.join(ctx.lib, "calc.ex"), 19},
+               {"lib/fixture_app/greeter.ex", 66.7, 2, 1, Path.join(ctx.lib, "greeter.ex"), 12},
+               {"lib/fixture_app/unused.ex", 0.0, 0, 1, Path.join(ctx.lib, "unused.ex"), 7}
+             ]
+    end
+
+    test "embedded sources are used when the files are gone", ctx do
+      path = Path.join(ctx.dir, "run.livecov.json")
+      {:ok, _} = MixTool.write_export(path)
+      text = File.read!(Path.join(ctx.lib, "calc.ex"))
+      moved = ctx.lib <> "_moved"
+      File.rename!(ctx.lib, moved)
+
+      stats =
+        try do
+          {:ok, export} = MixTool.read_export(path)
+          MixTool.export_stats(export, root: ctx.dir)
+        after
+          File.rename!(moved, ctx.lib)
+        end
+
+      calc = Enum.find(stats.files, &(&1.filename == "lib/fixture_app/calc.ex"))
+      refute calc.missing_source?
+      assert Enum.map_join(calc.source, "\n", & &1.source) <> "\n" == text
+      assert Enum.at(calc.source, 4).coverage == 1
+      assert Enum.at(calc.source, 8).coverage == 0
+      refute Enum.any?(stats.missing_sources, &String.contains?(&1, "fixture_app"))
+    end
+
+    test "mix live_cov.report without --input renders this node's counters", ctx do
+      out = Path.join(ctx.dir, "report")
+      Mix.shell(Mix.Shell.Process)
+      on_exit(fn -> Mix.shell(Mix.Shell.IO) end)
+
+      :ok =
+        Mix.Tasks.LiveCov.Report.run(
+          ~w(--format lcov --output #{out} --root #{ctx.dir} --no-summary)
+        )
+
+      lcov = File.read!(Path.join(out, "lcov.info"))
+      assert lcov =~ "SF:#{Path.join(ctx.lib, "calc.ex")}\n"
+      assert lcov =~ @calc_da
+      assert_received {:mix_shell, :info, ["Wrote " <> _]}
+    end
+  end
+
+  describe "read_export/1 and export_stats/2" do
+    setup do
+      %{dir: tmp_dir("mixtool_read")}
+    end
+
+    test "sources missing from the export are read from disk, mapped with compile/runtime roots",
+         %{dir: dir} do
+      runtime = Path.join(dir, "runtime")
+      File.mkdir_p!(Path.join(runtime, "lib"))
+      File.write!(Path.join(runtime, "lib/a.ex"), "defmodule A do\n  def f, do: 1\nend\n")
+
+      mod = %{
+        module: "Elixir.A",
+        source: "/build/app/lib/a.ex",
+        lines: %{"2" => 3},
+        functions: [["f/0", 2, 3]]
+      }
+
+      path = write_json(dir, "a.json", export_doc([mod], %{}, "/build/app"))
+
+      {:ok, export} = MixTool.read_export(path)
+      assert export.generated_at == ~U[2024-05-01 10:00:00Z]
+      assert [%{module: A, lines: %{2 => 3}, functions: [{"f/0", 2, 3}]}] = export.modules
+
+      stats = MixTool.export_stats(export, compile_root: "/build/app", runtime_root: runtime)
+      assert [%{filename: "lib/a.ex", path: p, hits: 1, missing_source?: false}] = stats.files
+      assert p == Path.join(runtime, "lib/a.ex")
+
+      # Without the mapping the file is reported with its source missing, not dropped.
+      stats = MixTool.export_stats(export)
+      assert [%{filename: "lib/a.ex", missing_source?: true}] = stats.files
+    end
+
+    test "an embedded source wins over the disk and keeps the mapped runtime path", %{dir: dir} do
+      mod = %{module: "Elixir.B", source: "/build/app/lib/b.ex", lines: %{"2" => 0}}
+      sources = %{"/build/app/lib/b.ex" => "defmodule B do\n  def g, do: :ok\nend\n"}
+      path = write_json(dir, "b.json", export_doc([mod], sources, "/build/app"))
+      {:ok, export} = MixTool.read_export(path)
+
+      stats = MixTool.export_stats(export, compile_root: "/build/app", runtime_root: "/srv/app")
+      assert [%{filename: "lib/b.ex", path: "/srv/app/lib/b.ex", misses: 1} = f] = stats.files
+      assert Enum.at(f.source, 1).source == "  def g, do: :ok"
+      assert stats.coverage == 0.0
+    end
+
+    test "bad input is an error naming the file and the fix", %{dir: dir} do
+      missing = Path.join(dir, "nope.json")
+      assert {:error, {:read_failed, msg}} = MixTool.read_export(missing)
+      assert msg =~ missing
+
+      not_json = Path.join(dir, "x.json")
+      File.write!(not_json, "{oops")
+      assert {:error, {:invalid_export, msg}} = MixTool.read_export(not_json)
+      assert msg =~ "not JSON"
+
+      other = write_json(dir, "other.json", %{hello: 1})
+      assert {:error, {:invalid_export, msg}} = MixTool.read_export(other)
+      assert msg =~ "not a LiveCov export"
+
+      future = write_json(dir, "v9.json", %{export_doc([], %{}, "/") | version: 9})
+      assert {:error, {:invalid_export, msg}} = MixTool.read_export(future)
+      assert msg =~ "version 9"
+
+      bad_lines =
+        write_json(
+          dir,
+          "bad.json",
+          export_doc([%{module: "Elixir.A", lines: %{"x" => 1}}], %{}, "/")
+        )
+
+      assert {:error, {:invalid_export, msg}} = MixTool.read_export(bad_lines)
+      assert msg =~ "modules[0]"
+
+      {:ok, export} = MixTool.read_export(write_json(dir, "ok.json", export_doc([], %{}, "/")))
+      assert {:error, {:invalid_option, _}} = MixTool.export_stats(export, compile_root: "/a")
+      assert {:error, {:invalid_option, _}} = MixTool.export_stats(export, path_map: [:bad])
+    end
+
+    test "mix live_cov.report --input writes every requested format", %{dir: dir} do
+      mod = %{module: "Elixir.C", source: "/p/lib/c.ex", lines: %{"2" => 1, "3" => 0}}
+      sources = %{"/p/lib/c.ex" => "defmodule C do\n  def a, do: 1\n  def b, do: 2\nend\n"}
+      input = write_json(dir, "c.json", export_doc([mod], sources, "/p"))
+      out = Path.join(dir, "out")
+      Mix.shell(Mix.Shell.Process)
+      on_exit(fn -> Mix.shell(Mix.Shell.IO) end)
+
+      :ok =
+        Mix.Tasks.LiveCov.Report.run(
+          ~w(--input #{input} --format lcov,cobertura --format json --output #{out})
+        )
+
+      assert File.read!(Path.join(out, "lcov.info")) =~
+               "SF:/p/lib/c.ex\nFNF:0\nFNH:0\nDA:2,1\nDA:3,0\nLF:2\nLH:1\n"
+
+      assert File.exists?(Path.join(out, "cobertura.xml"))
+      assert File.exists?(Path.join(out, "coverage.json"))
+      assert_received {:mix_shell, :info, [table]}
+      assert table =~ " 50.0% lib/c.ex"
+
+      assert_raise Mix.Error, ~r/unknown report format "pdf"/, fn ->
+        Mix.Tasks.LiveCov.Report.run(~w(--input #{input} --format pdf --output #{out}))
+      end
+
+      assert_raise Mix.Error, ~r/read_failed/, fn ->
+        Mix.Tasks.LiveCov.Report.run(~w(--input #{dir}/missing.json))
+      end
+
+      assert_raise Mix.Error, ~r/unexpected --bogus/, fn ->
+        Mix.Tasks.LiveCov.Report.run(~w(--bogus))
+      end
+    end
+  end
+end
+
+defmodule LiveCov.MixTool.EndToEndTest do
+  # `mix test --cover` of test/fixtures/mix_project, in a copy, in a subprocess.
+  use ExUnit.Case, async: false
+
+  @moduletag timeout: 600_000
+  @repo Path.expand("../..", __DIR__)
+  @fixture Path.join(@repo, "test/fixtures/mix_project")
+
+  # Hand-computed coverage of the fixture (test/fixtures/mix_project), from the lines cover
+  # (and LiveCov) count: one per expression line of a clause body; a body that is a literal
+  # tuple counts on the clause's line, because Elixir gives the literal no line of its own.
+  #
+  #   calc.ex    add/2 l.5 hit, sub/2 l.9 missed, safe_div(_, 0) l.12 missed,
+  #              safe_div/2 l.16 hit                         -> 2/4 = 50.0%, 19 lines
+  #   greeter.ex greet/1 l.5, l.6 hit, farewell/1 l.10 missed -> 2/3 = 66.7%, 12 lines
+  #   unused.ex  shout/1 l.5 missed                          -> 0/1 =  0.0%,  7 lines
+  #   ignored.ex left out by ignore_modules: [FixtureApp.Ignored]
+  #   total 4/8 = 50.0%
+  @table """
+  ----------------
+  COV    FILE                                        LINES RELEVANT   MISSED
+    0.0% lib/fixture_app/unused.ex                       7        1        1
+   50.0% lib/fixture_app/calc.ex                        19        4        2
+   66.7% lib/fixture_app/greeter.ex                     12        3        1
+  [TOTAL]  50.0%
+  ----------------
+  """
+
+  @calc_da "DA:5,1\nDA:9,0\nDA:12,0\nDA:16,1\nLF:4\nLH:2\n"
+
+  setup_all do
+    dir =
+      Path.join(System.tmp_dir!(), "live_cov_mix_project_#{System.unique_integer([:positive])}")
+
+    File.rm_rf!(dir)
+    on_exit(fn -> File.rm_rf(dir) end)
+    File.cp_r!(@fixture, dir)
+    File.rm_rf!(Path.join(dir, "_build"))
+    File.rm_rf!(Path.join(dir, "cover"))
+
+    mix_exs = Path.join(dir, "mix.exs")
+    text = File.read!(mix_exs)
+    patched = String.replace(text, ~s(path: "../../.."), "path: #{inspect(@repo)}")
+    assert patched != text
+    File.write!(mix_exs, patched)
+
+    {out, status} = mix(dir, ["compile"])
+    assert status == 0, out
+    %{project: dir}
+  end
+
+  setup %{project: dir} do
+    File.rm_rf!(Path.join(dir, "cover"))
+    :ok
+  end
+
+  test "above the threshold: table, reports, exit status 0", %{project: dir} do
+    {out, status} = mix(dir, ~w(test --cover), [{"FIXTURE_THRESHOLD", "40"}])
+    assert status == 0, out
+    assert out =~ "3 tests, 0 failures"
+    assert out =~ "Instrumenting modules with LiveCov ..."
+    assert out =~ @table <> "Coverage 50.0% meets the threshold of 40%.\n"
+    assert out =~ ~s(Generated html, lcov coverage results in "cover" directory)
+
+    lcov = File.read!(Path.join(dir, "cover/lcov.info"))
+    calc = Path.join(dir, "lib/fixture_app/calc.ex")
+    assert lcov =~ "SF:#{calc}\nFN:5,FixtureApp.Calc.add/2\n"
+    assert lcov =~ @calc_da
+    assert lcov =~ "SF:#{Path.join(dir, "lib/fixture_app/greeter.ex")}\n"
+    assert lcov =~ "SF:#{Path.join(dir, "lib/fixture_app/unused.ex")}\n"
+    refute lcov =~ "ignored.ex"
+    assert lcov |> String.split("end_of_record") |> length() == 4
+
+    html = File.read!(Path.join(dir, "cover/coverage.html"))
+    assert html =~ "lib/fixture_app/calc.ex"
+    assert html =~ "lib/fixture_app/unused.ex"
+    refute html =~ "ignored.ex"
+  end
+
+  test "below the threshold: the message and exit status 3, reports still written",
+       %{project: dir} do
+    {out, status} = mix(dir, ~w(test --cover), [{"FIXTURE_THRESHOLD", "60"}])
+    assert status == 3, out
+    assert out =~ "3 tests, 0 failures"
+    assert out =~ @table <> "Coverage 50.0% is below the threshold of 60%.\n"
+    assert out =~ "Coverage test failed, threshold not met (exit status 3)."
+    assert File.exists?(Path.join(dir, "cover/lcov.info"))
+    assert File.exists?(Path.join(dir, "cover/coverage.html"))
+  end
+
+  test "--export-coverage, then mix live_cov.report from the export", %{project: dir} do
+    {out, status} = mix(dir, ~w(test --cover --export-coverage part1))
+    assert status == 0, out
+    assert File.regular?(Path.join(dir, "cover/part1.livecov.json"))
+    assert out =~ "Exported LiveCov data to cover/part1.livecov.json"
+    refute out =~ "[TOTAL]"
+    refute File.exists?(Path.join(dir, "cover/lcov.info"))
+
+    # The sources travel in the export: rename the project's lib, the report is unchanged.
+    File.rename!(Path.join(dir, "lib"), Path.join(dir, "lib_moved"))
+
+    try do
+      {out, status} =
+        mix(
+          dir,
+          ~w(live_cov.report --input cover/part1.livecov.json --format lcov --output out)
+        )
+
+      assert status == 0, out
+      assert out =~ @table
+      assert out =~ "Wrote out/lcov.info"
+      lcov = File.read!(Path.join(dir, "out/lcov.info"))
+      assert lcov =~ "SF:#{Path.join(dir, "lib/fixture_app/calc.ex")}\n"
+      assert lcov =~ @calc_da
+      refute lcov =~ "ignored.ex"
+
+      {out, status} =
+        mix(dir, ~w(live_cov.report -i cover/part1.livecov.json -o out --threshold 60))
+
+      assert status == 3, out
+      assert out =~ "Coverage 50.0% is below the threshold of 60.0%."
+      assert File.exists?(Path.join(dir, "out/coverage.html"))
+    after
+      File.rename!(Path.join(dir, "lib_moved"), Path.join(dir, "lib"))
+    end
+  end
+
+  test "mix live_cov.report in a fresh VM without --input explains what to do",
+       %{project: dir} do
+    {out, status} = mix(dir, ~w(live_cov.report --format lcov))
+    assert status == 1
+    assert out =~ "no module is instrumented on this node"
+    assert out =~ "--input"
+  end
+
+  defp mix(dir, args, env \\ []) do
+    env = [{"MIX_ENV", "test"}, {"MIX_BUILD_PATH", Path.join(dir, "_build_test")} | env]
+    System.cmd(System.find_executable("mix"), args, cd: dir, env: env, stderr_to_stdout: true)
+  end
+end
