@@ -8,25 +8,32 @@
 # --reps R (timed repetitions, the median is reported).
 #
 # The program itself only orchestrates. Each tool runs in its own BEAM (`:cover.local_only/0`
-# is global to a node), a child OS process started with `elixir --erl "+S S" -pa <live_cov
-# ebin> bench/hot_path.exs --child TOOL`. In the child, bench/support/hot_path_bench.erl is
-# compiled twice with debug_info under two names, one copy is instrumented, and both copies
-# run the same loop: one process, then S processes at once (one per scheduler, wall clock
-# until the last one finishes). Every iteration executes 11 lines, so it does 11 bumps.
-# After the timed runs the child checks that the tool counted every call exactly.
+# is global to a node), a child OS process started as a port on `elixir --erl "+S S ..." -pa
+# <live_cov ebin> bench/hot_path.exs --child TOOL`. In the child, bench/support/
+# hot_path_bench.erl is compiled twice with debug_info under two names, one copy is
+# instrumented, and both copies run the same loop: one process, then S processes at once
+# (one per scheduler, until the last one finishes). Every iteration executes 11 lines, so it
+# does 11 bumps. Each run is timed by the wall clock and by the CPU time of the scheduler
+# threads (the steadier figure on a shared machine). The parent asks the children for one
+# rep at a time, in turn, so the tools are measured over the same stretch of time. At the end
+# each child checks that its tool counted every call exactly (analyse vs the calls made).
+# In the live_cov child two more copies are instrumented by hand from LiveCov's own munged
+# forms: one calling LiveCov.Native.bump_rustler/2 (the rustler #[nif] wrapper) and one
+# calling bump/2 with an unregistered slot (a NIF call that finds no slot: the floor).
 
 defmodule LiveCov.Bench.HotPath do
   @moduledoc false
 
-  @fixture Path.expand("support/hot_path_bench.erl", __DIR__)
-  @result_tag "#LIVE_COV_BENCH_RESULT# "
+  import Bitwise
 
-  # {child tool, rows it measures}
-  @children [
-    {"cover_default", [:cover_default]},
-    {"cover_local_only", [:cover_local_only]},
-    {"live_cov", [:live_cov, :live_cov_rustler, :live_cov_floor]}
-  ]
+  @fixture Path.expand("support/hot_path_bench.erl", __DIR__)
+  @tag "#LIVE_COV_BENCH#"
+  # Executed lines per loop iteration in the fixture (the child derives it from the forms).
+  @lines_per_iteration 11
+
+  # One child BEAM each. The live_cov child measures the raw bump, the rustler-wrapped bump
+  # and the NIF call floor (see Child.setup/3).
+  @children ["cover_default", "cover_local_only", "live_cov"]
 
   @labels %{
     plain: "uninstrumented twin (absolute ns per line)",
@@ -60,8 +67,8 @@ defmodule LiveCov.Bench.HotPath do
     %{
       quick: quick,
       schedulers: Keyword.get(opts, :schedulers, default_schedulers()),
-      iterations: Keyword.get(opts, :iterations, if(quick, do: 150_000, else: 400_000)),
-      reps: Keyword.get(opts, :reps, if(quick, do: 5, else: 15))
+      iterations: Keyword.get(opts, :iterations, if(quick, do: 60_000, else: 100_000)),
+      reps: Keyword.get(opts, :reps, if(quick, do: 11, else: 31))
     }
   end
 
@@ -75,48 +82,80 @@ defmodule LiveCov.Bench.HotPath do
     |> max(1)
   end
 
-  ## Parent: run one child per tool, print the tables
+  ## Parent: one child BEAM per tool, driven rep by rep, then the tables
 
   defp orchestrate(opts) do
     started = System.monotonic_time(:millisecond)
     ebin = live_cov_ebin()
     elixir = System.find_executable("elixir") || raise "elixir is not on PATH"
+    load_before = load_average()
 
     IO.puts("""
     ## Hot path: ns per bump, net of an uninstrumented twin
 
     #{system_line(opts)}
-    Loop: #{fmt_int(opts.iterations)} iterations × 11 lines per process, \
-    #{opts.reps} timed reps per measurement (median), after a warm-up.
+    Loop: #{fmt_int(opts.iterations)} iterations × #{@lines_per_iteration} lines per process; \
+    #{opts.reps} timed reps per measurement (median), after a warm-up. The tools' BEAMs run \
+    one at a time but take turns rep by rep, so a burst of load elsewhere hits them alike.
     """)
 
-    results =
-      for {tool, _rows} <- @children, into: %{} do
-        t0 = System.monotonic_time(:millisecond)
-        result = run_child(elixir, ebin, tool, opts)
-        secs = (System.monotonic_time(:millisecond) - t0) / 1000
-        status = if match?({:ok, _}, result), do: "ok", else: "FAILED"
-        IO.puts(:stderr, "  child #{tool}: #{status} in #{:erlang.float_to_binary(secs, decimals: 1)} s")
-        {tool, result}
+    # Started one after the other so that their warm-ups do not overlap.
+    children =
+      for tool <- @children do
+        {tool, start_child(elixir, ebin, tool, opts)}
       end
 
-    rows = rows(results)
-    IO.puts(table(rows, opts))
-    IO.puts(targets(rows))
+    IO.write(:stderr, "  rounds: ")
+    samples = run_rounds(children, opts.reps)
+
+    results =
+      for {tool, child} <- children, into: %{} do
+        {tool, finish_child(child, samples[tool] || [])}
+      end
+
+    load_after = load_average()
+    wall = rows(results, :wall)
+    cpu = rows(results, :cpu)
+    s = opts.schedulers
+
+    IO.puts("### Wall clock\n\n" <> table(wall, opts, :wall))
+
+    IO.puts("""
+    ns/bump = (median t_instrumented − median t_twin) / bumps. The twin is the same code, not
+    instrumented, timed in the same BEAM; its row is its own time per executed line, for scale.
+    #{s}-process column: wall clock from the start signal until all #{s} processes finish,
+    divided by the bumps of all of them (perfect scaling gives the 1-process figure ÷ #{s}).
+    """)
+
+    IO.puts("### CPU time\n\n" <> table(cpu, opts, :cpu))
+
+    IO.puts("""
+    The same runs, timed by the CPU time of the child BEAM instead of the wall clock:
+    #{cpu_source(results)}; idle schedulers do not spin (`+sbwt none`).
+    Time that other OS processes take from the BEAM does not count, so on a shared machine
+    this view is the steadier one. #{s}-process column: CPU of all schedulers ÷ all bumps
+    (perfect scaling gives the 1-process figure; contention makes it larger).
+    """)
+
+    IO.puts(targets(wall: wall, cpu: cpu))
     IO.puts(checks(results))
     IO.puts(details(results, opts))
 
     secs = (System.monotonic_time(:millisecond) - started) / 1000
-    IO.puts("Total run time: #{:erlang.float_to_binary(secs, decimals: 1)} s")
 
-    if Enum.any?(results, fn {_, r} -> not match?({:ok, _}, r) end) or
-         Enum.any?(results, fn {_, {:ok, r}} -> Enum.any?(r.checks, &check_failed?/1); _ -> false end) do
-      System.halt(1)
-    end
+    IO.puts(
+      "Total run time: #{fmt(secs, 1)} s. Load average (1 min) before / after: " <>
+        "#{load_before} / #{load_after}."
+    )
+
+    failed? =
+      Enum.any?(results, fn
+        {_, {:ok, r}} -> Enum.any?(r.checks, &match?({_, {:error, _}}, &1))
+        {_, {:error, _}} -> true
+      end)
+
+    if failed?, do: System.halt(1)
   end
-
-  defp check_failed?({_variant, {:error, _}}), do: true
-  defp check_failed?(_), do: false
 
   defp live_cov_ebin do
     case :code.which(LiveCov.Native) do
@@ -125,38 +164,135 @@ defmodule LiveCov.Bench.HotPath do
 
       _ ->
         IO.puts(:stderr, """
-        hot_path.exs: LiveCov is not on the code path. Run it through mix, e.g.
-          MIX_BUILD_PATH=/tmp/build_bench mix live_cov.bench
-        or `elixir -pa <build>/lib/live_cov/ebin bench/hot_path.exs`.
+        hot_path.exs: LiveCov is not on the code path. Run it through mix:
+          mix live_cov.bench hot_path     (or: mix run bench/hot_path.exs)
+        or give the path: elixir -pa <build>/lib/live_cov/ebin bench/hot_path.exs
         """)
 
         System.halt(2)
     end
   end
 
-  defp run_child(elixir, ebin, tool, opts) do
+  defp load_average do
+    case File.read("/proc/loadavg") do
+      {:ok, text} -> text |> String.split() |> hd()
+      _ -> "n/a"
+    end
+  end
+
+  # A child is a port on `elixir ... bench/hot_path.exs --child TOOL`: it sets up, warms up
+  # and says ready, then runs one rep per `rep` line and finishes on `finish`.
+  defp start_child(elixir, ebin, tool, opts) do
     args =
-      ["--erl", "+S #{opts.schedulers}", "-pa", ebin, __ENV__.file, "--child", tool] ++
-        ["--schedulers", "#{opts.schedulers}", "--iterations", "#{opts.iterations}"] ++
-        ["--reps", "#{opts.reps}"]
+      ["--erl", "+S #{opts.schedulers} +sbwt none +sbwtdcpu none +sbwtdio none"] ++
+        ["-pa", ebin, __ENV__.file, "--child", tool] ++
+        ["--schedulers", "#{opts.schedulers}", "--iterations", "#{opts.iterations}"]
 
-    {out, status} = System.cmd(elixir, args)
+    port =
+      Port.open({:spawn_executable, elixir}, [
+        :binary,
+        :exit_status,
+        {:line, 1 <<< 20},
+        args: args
+      ])
 
-    {tagged, other} =
-      out |> String.split("\n", trim: true) |> Enum.split_with(&String.starts_with?(&1, @result_tag))
+    child = %{tool: tool, port: port}
 
-    Enum.each(other, &IO.puts(:stderr, "  [#{tool}] " <> &1))
+    case await(child, "ready") do
+      {:ok, _} -> child
+      {:error, _} = error -> Map.put(child, :error, error)
+    end
+  end
 
-    case {status, tagged} do
-      {0, [line | _]} ->
-        {:ok,
-         line
-         |> String.replace_prefix(@result_tag, "")
-         |> Base.decode64!()
-         |> :erlang.binary_to_term()}
+  # %{tool => [sample]}, or {:error, reason} for a child that died on the way.
+  defp run_rounds(children, reps) do
+    live = for {tool, child} <- children, not Map.has_key?(child, :error), do: {tool, child}
 
-      _ ->
-        {:error, "child #{tool} exited with status #{status}"}
+    Enum.reduce(1..reps, %{}, fn round, acc ->
+      # Rotate the order every round: no tool always runs right after another one.
+      {front, back} = Enum.split(live, rem(round, max(length(live), 1)))
+      acc = Enum.reduce(back ++ front, acc, &ask_rep/2)
+      IO.write(:stderr, if(round == reps, do: "#{round}\n", else: "#{round} "))
+      acc
+    end)
+  end
+
+  defp ask_rep({tool, child}, acc) do
+    case acc[tool] do
+      {:error, _} ->
+        acc
+
+      previous ->
+        Port.command(child.port, "rep\n")
+
+        case await(child, "rep") do
+          {:ok, samples} -> Map.put(acc, tool, (previous || []) ++ samples)
+          {:error, _} = error -> Map.put(acc, tool, error)
+        end
+    end
+  end
+
+  defp finish_child(%{error: error}, _samples), do: error
+
+  defp finish_child(child, {:error, _} = error) do
+    if Port.info(child.port), do: Port.close(child.port)
+    error
+  end
+
+  defp finish_child(child, samples) do
+    Port.command(child.port, "finish\n")
+
+    with {:ok, result} <- await(child, "result") do
+      {:ok, Map.put(result, :variants, group(samples))}
+    end
+  end
+
+  # [{variant, mode, {wall, cpu} plain, {wall, cpu} instrumented}] ->
+  # %{variant => %{mode => %{clock => %{plain: [ns], instr: [ns]}}}}
+  defp group(samples) do
+    samples
+    |> Enum.group_by(&elem(&1, 0))
+    |> Map.new(fn {variant, list} ->
+      modes =
+        for mode <- [:one, :all], into: %{} do
+          mine = for {_, ^mode, tp, ti} <- list, do: {tp, ti}
+
+          clocks =
+            for {clock, i} <- [wall: 0, cpu: 1], into: %{} do
+              {clock,
+               %{
+                 plain: Enum.map(mine, &elem(elem(&1, 0), i)),
+                 instr: Enum.map(mine, &elem(elem(&1, 1), i))
+               }}
+            end
+
+          {mode, clocks}
+        end
+
+      {variant, modes}
+    end)
+  end
+
+  # Waits for the child's `#LIVE_COV_BENCH# tag payload` line; other output is passed on.
+  defp await(%{port: port, tool: tool} = child, tag, partial \\ "") do
+    receive do
+      {^port, {:data, {:noeol, chunk}}} ->
+        await(child, tag, partial <> chunk)
+
+      {^port, {:data, {:eol, chunk}}} ->
+        line = partial <> chunk
+
+        case String.split(line, " ", parts: 3) do
+          [@tag, ^tag, payload] ->
+            {:ok, payload |> Base.decode64!() |> :erlang.binary_to_term()}
+
+          _ ->
+            IO.puts(:stderr, "  [#{tool}] " <> line)
+            await(child, tag)
+        end
+
+      {^port, {:exit_status, status}} ->
+        {:error, "the #{tool} BEAM exited with status #{status} (its stderr is above)"}
     end
   end
 
@@ -176,52 +312,54 @@ defmodule LiveCov.Bench.HotPath do
     "Machine: #{cpu}, #{default_schedulers()} logical CPUs available. " <>
       "OTP #{:erlang.system_info(:otp_release)} (erts #{:erlang.system_info(:version)}, " <>
       "#{:erlang.system_info(:emu_flavor)}), Elixir #{System.version()}. " <>
-      "Each tool in its own BEAM with `+S #{opts.schedulers}`."
+      "Each tool in its own BEAM with `+S #{opts.schedulers} +sbwt none +sbwtdcpu none +sbwtdio none`."
   end
 
-  # %{variant => %{one: ns, all: ns}} plus :plain (absolute, median over the children).
-  defp rows(results) do
+  @rows [:plain, :cover_default, :cover_local_only, :live_cov, :live_cov_rustler, :live_cov_floor]
+
+  # %{variant => %{one: ns, all: ns}} for one clock, plus :plain (the twin's absolute time
+  # per executed line, median over the children).
+  defp rows(results, clock) do
     ok = for {_tool, {:ok, r}} <- results, do: r
+    per_bump = fn r, mode, list -> median(list) / r.bumps[mode] end
 
     net =
       for r <- ok, {variant, modes} <- r.variants, into: %{} do
         {variant,
-         %{
-           one: (median(modes.one.instr) - median(modes.one.plain)) / r.bumps.one,
-           all: (median(modes.all.instr) - median(modes.all.plain)) / r.bumps.all
-         }}
+         Map.new([:one, :all], fn mode ->
+           %{plain: plain, instr: instr} = modes[mode][clock]
+           {mode, per_bump.(r, mode, instr) - per_bump.(r, mode, plain)}
+         end)}
       end
 
-    plain =
-      if ok == [] do
-        %{}
-      else
-        %{
-          plain: %{
-            one: ok |> Enum.map(&(median(twin(&1, :one)) / &1.bumps.one)) |> median(),
-            all: ok |> Enum.map(&(median(twin(&1, :all)) / &1.bumps.all)) |> median()
-          }
-        }
-      end
+    if ok == [] do
+      net
+    else
+      twin =
+        Map.new([:one, :all], fn mode ->
+          {mode, ok |> Enum.map(&per_bump.(&1, mode, twin(&1, mode, clock))) |> median()}
+        end)
 
-    Map.merge(net, plain)
+      Map.put(net, :plain, twin)
+    end
   end
 
   # Every plain timing of a child, whatever variant it was paired with.
-  defp twin(r, mode), do: Enum.flat_map(r.variants, fn {_, m} -> m[mode].plain end)
+  defp twin(r, mode, clock), do: Enum.flat_map(r.variants, fn {_, m} -> m[mode][clock].plain end)
 
-  defp table(rows, opts) do
+  defp table(rows, opts, clock) do
     s = opts.schedulers
     base = rows[:cover_default]
     local = rows[:cover_local_only]
+    unit = if clock == :wall, do: "ns/bump", else: "CPU ns/bump"
 
     header = """
-    | tool | ns/bump, 1 process | ns/bump, #{s} processes (1 per scheduler) | × `:cover` default (1 / #{s} proc) | × local_only (1 / #{s} proc) |
+    | tool | #{unit}, 1 process | #{unit}, #{s} processes (1 per scheduler) | × `:cover` default (1 / #{s} proc) | × local_only (1 / #{s} proc) |
     |---|--:|--:|--:|--:|
     """
 
     lines =
-      for variant <- [:plain, :cover_default, :cover_local_only, :live_cov, :live_cov_rustler, :live_cov_floor] do
+      for variant <- @rows do
         case rows[variant] do
           nil ->
             "| #{@labels[variant]} | failed | failed | | |"
@@ -236,16 +374,7 @@ defmodule LiveCov.Bench.HotPath do
         end
       end
 
-    header <>
-      Enum.join(lines, "\n") <>
-      """
-
-
-      ns/bump = (median t_instrumented − median t_twin) / bumps, where the twin is the same
-      code uncompiled by the tool, timed in the same BEAM. #{s}-process column: wall clock until
-      all #{s} processes finish, divided by the bumps of all of them (perfect scaling gives the
-      1-process figure ÷ #{s}). The twin row is the twin's own time per executed line, for scale.
-      """
+    header <> Enum.join(lines, "\n") <> "\n"
   end
 
   defp ratio(_row, nil), do: "n/a"
@@ -253,28 +382,44 @@ defmodule LiveCov.Bench.HotPath do
   defp ratio(%{one: a1, all: a2}, %{one: b1, all: b2}),
     do: "#{fmt(a1 / b1, 2)} / #{fmt(a2 / b2, 2)}"
 
-  defp targets(rows) do
-    case {rows[:live_cov], rows[:cover_default], rows[:cover_local_only]} do
-      {%{} = lc, %{} = d, %{} = l} ->
-        """
-        Targets: LiveCov ≤ 0.5× `:cover` default and ≤ 1.0× `:cover` local_only.
+  defp targets(by_clock) do
+    lines =
+      for {clock, rows} <- by_clock do
+        case {rows[:live_cov], rows[:cover_default], rows[:cover_local_only]} do
+          {%{} = lc, %{} = d, %{} = l} ->
+            "* #{clock_name(clock)}: LiveCov / `:cover` default " <>
+              "#{verdict(lc.one / d.one, 0.5)} (1 process), " <>
+              "#{verdict(lc.all / d.all, 0.5)} (per-scheduler processes); " <>
+              "LiveCov / local_only #{verdict(lc.one / l.one, 1.0)} (1 process), " <>
+              "#{verdict(lc.all / l.all, 1.0)} (per-scheduler processes)"
 
-        * LiveCov / `:cover` default: #{verdict(lc.one / d.one, 0.5)} (1 process), \
-        #{verdict(lc.all / d.all, 0.5)} (per-scheduler processes)
-        * LiveCov / `:cover` local_only: #{verdict(lc.one / l.one, 1.0)} (1 process), \
-        #{verdict(lc.all / l.all, 1.0)} (per-scheduler processes)
-        """
+          _ ->
+            "* #{clock_name(clock)}: not evaluated (a child failed)"
+        end
+      end
 
-      _ ->
-        "Targets: not evaluated (a child failed).\n"
+    "Targets: LiveCov ≤ 0.5× `:cover` default and ≤ 1.0× `:cover` local_only.\n\n" <>
+      Enum.join(lines, "\n") <> "\n"
+  end
+
+  defp cpu_source(results) do
+    sources = for {_, {:ok, r}} <- results, uniq: true, do: r.cpu_source
+
+    case sources do
+      [:schedstat] -> "scheduler threads, from `/proc/self/task/*/schedstat`, ns resolution"
+      [:runtime] -> "whole BEAM, `:erlang.statistics(:runtime)`, ms resolution"
+      _ -> "schedstat or `:erlang.statistics(:runtime)` depending on the child"
     end
   end
 
-  defp verdict(r, limit), do: "#{fmt(r, 2)}× #{if r <= limit, do: "MET", else: "MISSED"}"
+  defp clock_name(:wall), do: "wall clock"
+  defp clock_name(:cpu), do: "CPU time"
+
+  defp verdict(r, limit), do: "#{fmt(r, 3)}× #{if r <= limit, do: "MET", else: "MISSED"}"
 
   defp checks(results) do
     lines =
-      for {tool, _} <- @children do
+      for tool <- @children do
         case results[tool] do
           {:ok, r} ->
             Enum.map(r.checks, fn
@@ -293,35 +438,45 @@ defmodule LiveCov.Bench.HotPath do
 
   defp details(results, opts) do
     rows =
-      for {tool, _} <- @children,
+      for tool <- @children,
           {:ok, r} <- [results[tool]],
-          {variant, modes} <- Enum.sort(r.variants),
+          variant <- @rows,
+          modes = r.variants[variant],
+          modes != nil,
           mode <- [:one, :all] do
-        m = modes[mode]
         procs = if mode == :one, do: "1", else: "#{opts.schedulers}"
 
-        "| #{@labels[variant]} | #{procs} | #{fmt_int(r.bumps[mode])} | #{ms(median(m.plain))} | " <>
-          "#{ms(median(m.instr))} | #{ms(Enum.min(m.instr))}–#{ms(Enum.max(m.instr))} |"
+        cells =
+          for clock <- [:wall, :cpu] do
+            %{plain: plain, instr: instr} = modes[mode][clock]
+
+            "#{ms(median(plain))} | #{ms(median(instr))} | #{ms(Enum.min(instr))}–#{ms(Enum.max(instr))}"
+          end
+
+        "| #{@labels[variant]} | #{procs} | #{fmt_int(r.bumps[mode])} | #{Enum.join(cells, " | ")} |"
       end
 
     """
-    <details><summary>Raw timings (ms)</summary>
+    <details><summary>Raw timings (ms, medians and ranges over the reps)</summary>
 
-    | tool | procs | bumps per run | twin median | instrumented median | instrumented min–max |
-    |---|--:|--:|--:|--:|--:|
+    | tool | procs | bumps per run | wall: twin | wall: instrumented | wall: range | CPU: twin | CPU: instrumented | CPU: range |
+    |---|--:|--:|--:|--:|--:|--:|--:|--:|
     #{Enum.join(rows, "\n")}
 
     </details>
     """
   end
 
-  def median([]), do: 0
+  def median([]), do: 0.0
 
   def median(list) do
     sorted = Enum.sort(list)
     n = length(sorted)
     mid = div(n, 2)
-    if rem(n, 2) == 1, do: Enum.at(sorted, mid), else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
+
+    if rem(n, 2) == 1,
+      do: Enum.at(sorted, mid),
+      else: (Enum.at(sorted, mid - 1) + Enum.at(sorted, mid)) / 2
   end
 
   defp ns(x), do: fmt(x, 2)
@@ -332,7 +487,10 @@ defmodule LiveCov.Bench.HotPath do
     do: n |> Integer.to_string() |> String.replace(~r/\B(?=(\d{3})+(?!\d))/, ",")
 
   def fixture, do: @fixture
-  def result_tag, do: @result_tag
+
+  @doc false
+  def reply(tag, term),
+    do: IO.puts("#{@tag} #{tag} " <> Base.encode64(:erlang.term_to_binary(term)))
 end
 
 defmodule LiveCov.Bench.HotPath.Child do
@@ -350,14 +508,41 @@ defmodule LiveCov.Bench.HotPath.Child do
     try do
       {:ok, forms} = :epp.parse_file(String.to_charlist(HotPath.fixture()), [])
       {variants, verify, stop} = setup(tool, forms, dir)
-      result = measure(variants, lines_per_iteration(forms), opts)
+      # Everything is loaded and instrumented: the beams on disk are no longer needed (and
+      # nothing is left behind if the parent goes away and this BEAM halts).
+      File.rm_rf!(dir)
+      cpu_source = cpu_source()
+      warm_up(variants, opts)
+      HotPath.reply("ready", :ok)
+      serve(variants, opts, 1)
+
       checks = Enum.map(variants, fn {variant, mod} -> {variant, verify.(variant, mod)} end)
       stop.()
+      n = opts.iterations * lines_per_iteration(forms) + 1
 
-      result = Map.merge(result, %{tool: tool, checks: checks})
-      IO.puts(HotPath.result_tag() <> Base.encode64(:erlang.term_to_binary(result)))
+      HotPath.reply("result", %{
+        tool: tool,
+        checks: checks,
+        bumps: %{one: n, all: n * opts.schedulers},
+        cpu_source: cpu_source
+      })
     after
       File.rm_rf!(dir)
+    end
+  end
+
+  # One rep per `rep` line on stdin, until `finish` (or the parent goes away).
+  defp serve(variants, opts, rep) do
+    case IO.gets("") do
+      "rep\n" ->
+        HotPath.reply("rep", one_rep(variants, opts, rep))
+        serve(variants, opts, rep + 1)
+
+      "finish\n" ->
+        :ok
+
+      _eof ->
+        System.halt(3)
     end
   end
 
@@ -392,7 +577,12 @@ defmodule LiveCov.Bench.HotPath.Child do
       :live_cov_floor, _mod -> {:ok, "no-op by design (unregistered slot), nothing to count"}
     end
 
-    variants = [live_cov: :hot_path_live_cov, live_cov_rustler: :hot_path_rustler, live_cov_floor: :hot_path_floor]
+    variants = [
+      live_cov: :hot_path_live_cov,
+      live_cov_rustler: :hot_path_rustler,
+      live_cov_floor: :hot_path_floor
+    ]
+
     {variants, verify, fn -> LiveCov.Cover.stop() end}
   end
 
@@ -448,57 +638,51 @@ defmodule LiveCov.Bench.HotPath.Child do
 
   ## Timing
 
-  defp measure(variants, lines_per_iter, opts) do
-    n = opts.iterations
-    s = opts.schedulers
-    warm = max(div(n, 4), 1000)
+  defp warm_up(variants, opts) do
+    warm = max(div(opts.iterations, 4), 1000)
 
-    for {_, mod} <- variants, m <- [@plain, mod], mode <- [:one, :all], do: run(mode, m, warm, s)
-
-    samples =
-      for rep <- 1..opts.reps, {variant, mod} <- variants, mode <- [:one, :all] do
-        # Alternate the order so a slow drift does not favour one side.
-        {tp, ti} =
-          if rem(rep, 2) == 0 do
-            tp = run(mode, @plain, n, s)
-            {tp, run(mode, mod, n, s)}
-          else
-            ti = run(mode, mod, n, s)
-            {run(mode, @plain, n, s), ti}
-          end
-
-        {variant, mode, tp, ti}
-      end
-
-    variants_out =
-      for {variant, _} <- variants, into: %{} do
-        modes =
-          for mode <- [:one, :all], into: %{} do
-            mine = for {^variant, ^mode, tp, ti} <- samples, do: {tp, ti}
-            {mode, %{plain: Enum.map(mine, &elem(&1, 0)), instr: Enum.map(mine, &elem(&1, 1))}}
-          end
-
-        {variant, modes}
-      end
-
-    %{
-      variants: variants_out,
-      bumps: %{one: n * lines_per_iter + 1, all: s * (n * lines_per_iter + 1)},
-      schedulers: s,
-      iterations: n,
-      reps: opts.reps
-    }
+    for {_, mod} <- variants,
+        m <- [@plain, mod],
+        mode <- [:one, :all],
+        do: run(mode, m, warm, opts.schedulers)
   end
 
+  # [{variant, mode, {wall, cpu} of the twin, {wall, cpu} instrumented}], in ns.
+  defp one_rep(variants, opts, rep) do
+    n = opts.iterations
+    s = opts.schedulers
+
+    for {variant, mod} <- variants, mode <- [:one, :all] do
+      # Alternate the order so that a slow drift does not favour one side.
+      if rem(rep, 2) == 0 do
+        tp = run(mode, @plain, n, s)
+        {variant, mode, tp, run(mode, mod, n, s)}
+      else
+        ti = run(mode, mod, n, s)
+        {variant, mode, run(mode, @plain, n, s), ti}
+      end
+    end
+  end
+
+  # One process runs loop(n, 0): {wall ns measured inside it, CPU ns of the whole BEAM}.
   defp run(:one, mod, n, _s) do
-    {_pid, ref} = spawn_monitor(fn -> exit({:done, timed(mod, n)}) end)
+    cpu0 = cpu_ns()
+
+    {_pid, ref} =
+      spawn_monitor(fn ->
+        t0 = :erlang.monotonic_time(:nanosecond)
+        :ok = mod.loop(n, 0)
+        exit({:done, :erlang.monotonic_time(:nanosecond) - t0})
+      end)
 
     receive do
-      {:DOWN, ^ref, :process, _, {:done, t}} -> count(mod, n, 1, t)
+      {:DOWN, ^ref, :process, _, {:done, wall}} -> count(mod, n, 1, {wall, cpu_ns() - cpu0})
       {:DOWN, ^ref, :process, _, other} -> raise "bench process died: #{inspect(other)}"
     end
   end
 
+  # `s` processes run loop(n, 0) together: wall ns from the start signal until the last one
+  # is done, and CPU ns of the whole BEAM.
   defp run(:all, mod, n, s) do
     procs =
       for _ <- 1..s do
@@ -509,6 +693,7 @@ defmodule LiveCov.Bench.HotPath.Child do
         end)
       end
 
+    cpu0 = cpu_ns()
     t0 = :erlang.monotonic_time(:nanosecond)
     Enum.each(procs, fn {pid, _} -> send(pid, :go) end)
 
@@ -519,13 +704,59 @@ defmodule LiveCov.Bench.HotPath.Child do
       end
     end
 
-    count(mod, n * s, s, :erlang.monotonic_time(:nanosecond) - t0)
+    wall = :erlang.monotonic_time(:nanosecond) - t0
+    count(mod, n * s, s, {wall, cpu_ns() - cpu0})
   end
 
-  defp timed(mod, n) do
-    t0 = :erlang.monotonic_time(:nanosecond)
-    :ok = mod.loop(n, 0)
-    :erlang.monotonic_time(:nanosecond) - t0
+  # CPU time of the BEAM's scheduler threads (where Erlang code and the bump NIF run), in ns:
+  # from Linux's per-thread schedstat when it is there (ns resolution), else the whole
+  # BEAM's `:erlang.statistics(:runtime)` (ms resolution).
+  defp cpu_ns do
+    case Process.get(:schedstat_files) do
+      nil -> runtime_ns()
+      files -> Enum.reduce(files, 0, &(&2 + schedstat_ns(&1)))
+    end
+  end
+
+  defp cpu_source do
+    files = scheduler_schedstat_files()
+
+    if files != [] and Enum.all?(files, &is_integer(schedstat_ns(&1))) do
+      Process.put(:schedstat_files, files)
+      :schedstat
+    else
+      :runtime
+    end
+  end
+
+  # ERTS names its normal scheduler threads "1_scheduler", "2_scheduler", ...
+  defp scheduler_schedstat_files do
+    case File.ls("/proc/self/task") do
+      {:ok, tasks} ->
+        for task <- tasks,
+            dir = "/proc/self/task/#{task}",
+            {:ok, comm} <- [File.read(dir <> "/comm")],
+            String.match?(comm, ~r/^\d+_scheduler$/),
+            do: String.to_charlist(dir <> "/schedstat")
+
+      _ ->
+        []
+    end
+  end
+
+  defp runtime_ns do
+    {ms, _} = :erlang.statistics(:runtime)
+    ms * 1_000_000
+  end
+
+  defp schedstat_ns(file) do
+    with {:ok, text} <- :file.read_file(file),
+         [ns | _] <- String.split(text),
+         {ns, ""} <- Integer.parse(ns) do
+      ns
+    else
+      _ -> nil
+    end
   end
 
   # Records the calls of body/1 and loop/2 the bench made per module (for the count check)
@@ -588,7 +819,9 @@ defmodule LiveCov.Bench.HotPath.Child do
   end
 
   defp compare(forms, mod, {:ok, lines}, how) do
-    got = Enum.reduce(lines, %{}, fn {{_, line}, n}, acc -> Map.update(acc, line, n, &(&1 + n)) end)
+    got =
+      Enum.reduce(lines, %{}, fn {{_, line}, n}, acc -> Map.update(acc, line, n, &(&1 + n)) end)
+
     want = expected(forms, mod)
     total = want |> Map.values() |> Enum.sum()
 

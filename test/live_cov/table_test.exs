@@ -8,6 +8,8 @@ defmodule LiveCov.TableTest do
     assert Table.loaded?()
     assert Table.check() == :ok
     assert Table.info().nshards == :erlang.system_info(:schedulers)
+    # The small-integer layout was verified at load, so bumps decode their literals inline.
+    assert Table.info().fast_decode == true
   end
 
   test "register, bump, read, reset, unregister" do
@@ -41,7 +43,17 @@ defmodule LiveCov.TableTest do
   test "stale and malformed bumps are harmless no-ops" do
     {:ok, slot} = Table.register(1)
 
-    for args <- [{slot, 1}, {slot, -1}, {-1, 0}, {1 <<< 40, 0}, {:a, 0}, {slot, "x"}, {2.0, 0}] do
+    for args <- [
+          {slot, 1},
+          {slot, -1},
+          {-1, 0},
+          {1 <<< 40, 0},
+          {1 <<< 70, 0},
+          {slot, 1 <<< 64},
+          {:a, 0},
+          {slot, "x"},
+          {2.0, 0}
+        ] do
       assert Native.bump(elem(args, 0), elem(args, 1)) == :ok
     end
 

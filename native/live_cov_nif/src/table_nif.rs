@@ -148,7 +148,10 @@ fn info(env: Env) -> NifResult<Term> {
     for (k, v) in pairs {
         map = map.map_put(rustler::Atom::from_str(env, k)?, v)?;
     }
-    Ok(map)
+    map.map_put(
+        rustler::Atom::from_str(env, "fast_decode")?,
+        crate::bump::fast_small(),
+    )
 }
 
 /// Panics on purpose: the test suite checks a panic becomes an Erlang exception.
