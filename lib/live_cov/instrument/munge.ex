@@ -4,7 +4,9 @@ defmodule LiveCov.Instrument.Munge do
 
   `transform/2` walks the forms the way OTP 25.2's `cover` does when it
   cover-compiles a module and leaves a placeholder `{:BUMP, line, index}` at
-  every spot where cover would bump a counter. It returns, next to the
+  every spot where cover would bump a counter (the anno is the bare line
+  integer, as in cover). Patched with cover's own counter expression, the
+  result compiles to a beam byte-identical to cover's. It returns, next to the
   rewritten forms:
 
     * `sites` - one `{function, arity, clause, line}` per counter, in index
@@ -27,11 +29,13 @@ defmodule LiveCov.Instrument.Munge do
     * `andalso`/`orelse` in bodies are first rewritten into `case`
       (`LiveCov.Instrument.Expand`).
     * In every body (function, case/if/receive/try/maybe clauses, funs,
-      blocks) the first expression starting on a line not yet bumped in the
-      current path of the current function clause gets a bump before it.
-    * Each qualifier of a list/binary comprehension gets a counter: when the
-      qualifier's own expression does not produce exactly one new bump, a
-      `begin true end` filter carrying a bump is put in front of it.
+      blocks) each expression whose line was not yet bumped on the current
+      path through the function clause gets a bump before it; branches
+      (clauses) are alternatives, so each may bump the same line.
+    * A comprehension's template is wrapped in a block. When a qualifier's
+      own expression does not add exactly one new bump, a `begin true end`
+      filter is put in front of it, carrying a bump if its line (the line of
+      the generator's or filter's expression) is not bumped yet.
     * When an expression shares its line with the one after it and only some
       branches of the earlier (multi-clause) expression bumped that line, the
       remaining branches get an extra bump of that line at their end.
