@@ -16,7 +16,7 @@ defmodule LiveCov do
   LiveCov (see `LiveCov.MixTool`).
   """
 
-  alias LiveCov.{Analyse, Registry, Stats, Table}
+  alias LiveCov.{Analyse, Registry, Stats}
 
   @stats_opts [
     :compile_root,
@@ -47,6 +47,18 @@ defmodule LiveCov do
   Modules are instrumented in parallel; each failure is reported for its module alone and
   leaves that module's code untouched.
 
+  Options:
+
+    * `mode: :counts` (default) - every executed line is counted exactly, for as long as
+      coverage runs.
+    * `mode: :coverage` - adaptive coverage: once a line has run, its bump is removed from
+      the loaded code, so the overhead decays toward zero; counts are then lower bounds
+      ("hit"), see `LiveCov.Prune`. `prune: [interval: ms, ...]` sets how pruning runs.
+    * `nodes: [node]` - covers these nodes too (see `LiveCov.Nodes`): the instrumented
+      modules are loaded there and every analysis adds their counts. The summary then has
+      `nodes:` (the covered nodes) and `node_errors:` (`%{node:, kind:, message:}` for each
+      node that could not be covered, e.g. LiveCov is not on its code path).
+
   Called by Mix as a `test_coverage` tool (`start(compile_path, opts)` with `tool: LiveCov` in
   `opts`) it returns the function Mix runs after the suite; see `LiveCov.MixTool`.
   """
@@ -61,27 +73,43 @@ defmodule LiveCov do
 
   def start(target, opts) when is_list(opts), do: do_start(target, opts)
 
-  defp do_start(target, _opts) do
+  defp do_start(target, opts) do
     {:ok, _} = Application.ensure_all_started(:live_cov)
 
-    case resolve(List.wrap(target), {[], [], []}) do
-      {:error, _} = error ->
-        error
+    with {:ok, mode, prune_opts} <- mode_opts(opts),
+         {:ok, targets, skipped, apps} <- resolve(List.wrap(target), {[], [], []}) do
+      nodes = start_nodes(opts)
 
-      {:ok, targets, skipped, apps} ->
-        {ok, failed} =
-          targets
-          |> Registry.instrument()
-          |> Enum.reduce({[], []}, fn
-            {:ok, m}, {ok, failed} -> {[m | ok], failed}
-            {:error, t, {kind, msg}}, {ok, failed} -> {ok, [skip(t, kind, msg) | failed]}
-          end)
+      {ok, failed} =
+        targets
+        |> Registry.instrument(mode: mode)
+        |> Enum.reduce({[], []}, fn
+          {:ok, m}, {ok, failed} -> {[m | ok], failed}
+          {:error, t, {kind, msg}}, {ok, failed} -> {ok, [skip(t, kind, msg) | failed]}
+        end)
 
-        %{
-          instrumented: Enum.reverse(ok),
-          skipped: skipped ++ Enum.reverse(failed),
-          applications: apps
-        }
+      if mode == :coverage, do: :ok = LiveCov.Prune.configure(prune_opts)
+
+      %{
+        instrumented: Enum.reverse(ok),
+        skipped: skipped ++ Enum.reverse(failed),
+        applications: apps
+      }
+      |> put_nodes(nodes)
+    end
+  end
+
+  defp mode_opts(opts) do
+    case Keyword.get(opts, :mode, :counts) do
+      mode when mode in [:counts, :coverage] ->
+        with {:ok, prune} <- LiveCov.Prune.validate(Keyword.get(opts, :prune, [])),
+             do: {:ok, mode, prune}
+
+      other ->
+        {:error,
+         {:invalid_option,
+          "mode: #{inspect(other)} is not a coverage mode; use mode: :counts (exact counts) " <>
+            "or mode: :coverage (adaptive, bumps removed once hit)"}}
     end
   end
 
@@ -140,6 +168,17 @@ defmodule LiveCov do
 
   defp skip(target, kind, message), do: %{target: target, kind: kind, message: message}
 
+  defp start_nodes(opts) do
+    if nodes = opts[:nodes], do: LiveCov.Nodes.start_nodes(nodes)
+  end
+
+  defp put_nodes(summary, nil), do: summary
+
+  defp put_nodes(summary, {_started, failed}) do
+    errors = for {n, {kind, message}} <- failed, do: %{node: n, kind: kind, message: message}
+    Map.merge(summary, %{nodes: LiveCov.Nodes.which_nodes(), node_errors: errors})
+  end
+
   @doc """
   Restores every instrumented module's original code and frees the counters. Processes still
   running instrumented code are never killed: they are listed under `:still_running` and move
@@ -151,11 +190,28 @@ defmodule LiveCov do
           still_running: [{module, [pid]}],
           failed: [{module, {atom, String.t()}}]
         }
-  def stop, do: Registry.restore(:all)
+  def stop do
+    _ = LiveCov.Nodes.stop_nodes(:all)
+    Registry.restore(:all)
+  end
 
-  @doc "Zeroes every counter."
+  @doc """
+  Zeroes every counter. In `mode: :coverage`, sites already removed from the code keep their
+  counts (they ran, and nothing would count them again); see `LiveCov.Prune.reset/0`.
+  """
   @spec reset() :: :ok
-  def reset, do: Table.reset_all()
+  def reset, do: with(:ok <- LiveCov.Prune.reset(), do: LiveCov.Nodes.reset(:all))
+
+  @doc """
+  Adaptive coverage (`mode: :coverage`): reloads every module with newly hit sites without
+  them, now, and returns what was done (see `LiveCov.Prune.run/1`).
+  """
+  @spec prune() :: LiveCov.Prune.pass_summary() | {:error, {atom, String.t()}}
+  def prune, do: LiveCov.Prune.run()
+
+  @doc "What adaptive coverage recompiled, when, and what it is waiting for (`LiveCov.Prune.status/0`)."
+  @spec prune_status() :: map | {:error, {atom, String.t()}}
+  def prune_status, do: LiveCov.Prune.status()
 
   @doc "Instrumented modules."
   @spec modules() :: [module]
@@ -164,7 +220,9 @@ defmodule LiveCov do
   @doc """
   Line data of every instrumented module, as `LiveCov.Stats.build/2` takes it: source path,
   per-line counts (a line's count is the largest count of the bump sites on it; line 0 is
-  left out) and per-function entry counts.
+  left out) and per-function entry counts. `exact` is false for modules in `mode: :coverage`,
+  whose counts are lower bounds; `pruned_lines` are lines whose bumps were removed after they
+  ran (reports can show them as "hit").
   """
   @spec module_data(keyword) :: [Stats.module_data()]
   def module_data(_opts \\ []) do
@@ -178,7 +236,9 @@ defmodule LiveCov do
         module: info.module,
         source: info.source,
         lines: Analyse.lines(info, counts),
-        functions: Analyse.functions(info, counts)
+        functions: Analyse.functions(info, counts),
+        exact: info.mode != :coverage,
+        pruned_lines: LiveCov.Prune.pruned_lines(info)
       }
     end
   end
@@ -209,4 +269,78 @@ defmodule LiveCov do
       LiveCov.Report.Writer.write(stats, formats, dir, opts)
     end
   end
+
+  # On a node covered by another node (see LiveCov.Nodes) these answer
+  # {:error, {:not_main_node, message}}.
+  for {name, arity} <- [
+        start: 2,
+        stop: 0,
+        reset: 0,
+        prune: 0,
+        report: 1,
+        total_coverage: 1,
+        write: 3
+      ],
+      Module.defines?(__MODULE__, {name, arity}, :def) do
+    args = Macro.generate_arguments(arity, __MODULE__)
+    defoverridable [{name, arity}]
+
+    def unquote(name)(unquote_splicing(args)) do
+      case LiveCov.Nodes.check_main() do
+        :ok -> super(unquote_splicing(args))
+        _ -> LiveCov.Nodes.not_main_node()
+      end
+    end
+  end
+
+  ## Snapshots, export and import (LiveCov.Snapshot, LiveCov.Imported)
+
+  @doc """
+  A snapshot of this node's counters, in memory (`LiveCov.Snapshot`). Options: `labels:`
+  (provenance labels, e.g. `[run: "17", git: "abc"]`), `modules:`, `counts: :all` (add
+  covered nodes and imported data, as reports see them), `take: true` (see
+  `dump_and_reset/1`).
+  """
+  @spec snapshot(keyword) :: LiveCov.Snapshot.t()
+  def snapshot(opts \\ []), do: LiveCov.Snapshot.build(opts)
+
+  @doc """
+  Writes a snapshot to `path` (LiveCov's snapshot format; options as `snapshot/1`).
+  Returns `{:ok, %{path:, bytes:, modules:, content_hash:}}`.
+  """
+  @spec export(Path.t(), keyword) :: {:ok, map} | {:error, {atom, String.t()}}
+  def export(path, opts \\ []), do: LiveCov.Snapshot.write(LiveCov.Snapshot.build(opts), path)
+
+  @doc """
+  Imports a snapshot file (or a cover `.coverdata` file): its counts add to those of the
+  same builds here. The same data twice is refused (`:already_imported`), by content, not
+  by file name. See `LiveCov.Imported`.
+  """
+  @spec import(Path.t()) :: {:ok, map} | {:error, {atom, String.t()}}
+  def import(path), do: LiveCov.Imported.import_file(path)
+
+  @doc """
+  Reads and zeroes every counter in one step and returns what was read as a snapshot: no
+  bump is lost or counted twice while other processes keep bumping. Options as `snapshot/1`
+  (`counts:` is always `:local`: only this node's table is reset). Summing the dumps gives
+  the counts since the start. In `mode: :coverage` the frozen counters of removed sites are
+  dumped and zeroed too (they ran before this dump and are in it).
+  """
+  @spec dump_and_reset(keyword) :: LiveCov.Snapshot.t()
+  def dump_and_reset(opts \\ []), do: LiveCov.Snapshot.build(Keyword.put(opts, :take, true))
+
+  @doc "What ran between two snapshots (`LiveCov.Snapshot.delta/2`)."
+  @spec delta(LiveCov.Snapshot.t(), LiveCov.Snapshot.t()) :: LiveCov.Snapshot.t()
+  def delta(before, later), do: LiveCov.Snapshot.delta(before, later)
+
+  ## Publishing (LiveCov.Publish)
+
+  @doc """
+  Posts this node's coverage as Coveralls JSON to `url`, with bounded retries (exponential
+  backoff) and a clear `{:error, {:refused, message}}` when the endpoint refuses it. Options:
+  report options as `report/1`, Coveralls fields, `extra:`, `headers:`, `encoding:`,
+  `retries:`; see `LiveCov.Publish`. Returns `{:ok, %{status:, body:, attempts:, bytes:}}`.
+  """
+  @spec publish(String.t(), keyword) :: {:ok, map} | {:error, {atom, String.t()}}
+  def publish(url, opts \\ []), do: LiveCov.Publish.publish(url, opts)
 end

@@ -4,7 +4,16 @@ defmodule LiveCov.Application do
 
   @impl true
   def start(_type, _args) do
-    children = [LiveCov.Registry]
-    Supervisor.start_link(children, strategy: :one_for_one, name: LiveCov.Supervisor)
+    children = [LiveCov.Registry, LiveCov.Imported, LiveCov.Prune, LiveCov.Nodes]
+
+    # The agent's supervisor (empty until the agent runs) comes last.
+    children = children ++ [LiveCov.Agent.Supervisor]
+
+    with {:ok, pid} <-
+           Supervisor.start_link(children, strategy: :one_for_one, name: LiveCov.Supervisor) do
+      # Starts the HTTP agent when `config :live_cov, :agent` asks for it (never fatal).
+      :ok = LiveCov.Agent.boot()
+      {:ok, pid}
+    end
   end
 end

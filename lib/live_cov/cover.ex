@@ -139,30 +139,74 @@ defmodule LiveCov.Cover do
 
   @doc "`analyse(modules, analysis, level)` as `:cover.analyse/3`."
   def analyse(:_, analysis, level) when analysis in @analyses and level in @levels do
-    {:result, analyse_infos(Registry.modules(), analysis, level), []}
+    imported = imported_only(LiveCov.Imported.imported_modules())
+
+    {:result,
+     analyse_infos(Registry.modules(), analysis, level) ++
+       imported_results(imported, analysis, level), []}
   end
 
   def analyse(modules, analysis, level)
       when is_list(modules) and analysis in @analyses and level in @levels do
-    {ok, fail} =
-      modules
-      |> Enum.uniq()
-      |> Enum.reduce({[], []}, fn m, {ok, fail} ->
+    # As cover: found modules once each, every miss reported (duplicates included), misses
+    # in reverse order of the request.
+    imported = MapSet.new(imported_only(LiveCov.Imported.imported_modules()))
+
+    {ok, from_import, fail} =
+      Enum.reduce(modules, {[], [], []}, fn m, {ok, imp, fail} ->
         case Registry.lookup(m) do
-          nil -> {ok, [{:not_cover_compiled, m} | fail]}
-          info -> {[info | ok], fail}
+          nil ->
+            if MapSet.member?(imported, m),
+              do: {ok, [m | imp], fail},
+              else: {ok, imp, [{:not_cover_compiled, m} | fail]}
+
+          info ->
+            {[info | ok], imp, fail}
         end
       end)
 
-    {:result, analyse_infos(Enum.sort_by(ok, & &1.module), analysis, level), Enum.reverse(fail)}
+    infos = ok |> Enum.uniq_by(& &1.module) |> Enum.sort_by(& &1.module)
+    imp = from_import |> Enum.uniq() |> Enum.sort()
+
+    {:result, analyse_infos(infos, analysis, level) ++ imported_results(imp, analysis, level),
+     fail}
   end
 
   def analyse(module, analysis, level)
       when is_atom(module) and analysis in @analyses and level in @levels do
     case Registry.lookup(module) do
-      nil -> {:error, {:not_cover_compiled, module}}
-      info -> {:ok, Analyse.cover(info, Counts.of(info), analysis, level)}
+      nil ->
+        # As cover: a module known only from imported data is analysed from that data.
+        case imported_only([module]) do
+          [^module] ->
+            LiveCov.Snapshot.analyse(LiveCov.Imported.snapshot(), module, analysis, level)
+
+          [] ->
+            {:error, {:not_cover_compiled, module}}
+        end
+
+      info ->
+        {:ok, Analyse.cover(info, Counts.of(info), analysis, level)}
     end
+  end
+
+  # Imported modules that are not instrumented here.
+  defp imported_only(modules) do
+    imported = MapSet.new(LiveCov.Imported.imported_modules())
+    Enum.filter(modules, &(MapSet.member?(imported, &1) and Registry.lookup(&1) == nil))
+  end
+
+  defp imported_results([], _analysis, _level), do: []
+
+  defp imported_results(modules, analysis, level) do
+    snap = LiveCov.Imported.snapshot()
+
+    Enum.flat_map(modules, fn m ->
+      case LiveCov.Snapshot.analyse(snap, m, analysis, level) do
+        {:ok, result} -> List.wrap(result)
+        {:error, _} -> []
+      end
+    end)
   end
 
   defp analyse_infos(infos, analysis, level) do
@@ -188,6 +232,9 @@ defmodule LiveCov.Cover do
   @doc "Zeroes every counter."
   def reset do
     _ = Table.reset_all()
+    _ = LiveCov.Nodes.reset(:all)
+    # As cover: reset/0 also forgets imported data.
+    LiveCov.Imported.clear()
     :ok
   end
 
@@ -195,13 +242,99 @@ defmodule LiveCov.Cover do
   def reset(module) when is_atom(module) do
     case Registry.lookup(module) do
       nil -> {:error, {:not_cover_compiled, module}}
-      info -> Table.reset(info.slot)
+      info -> with :ok <- Table.reset(info.slot), do: LiveCov.Nodes.reset([module])
     end
   end
 
   @doc "Restores every instrumented module's original code and stops."
   def stop do
+    _ = LiveCov.Nodes.stop_nodes(:all)
     _ = Registry.restore(:all)
-    :ok
+    Registry.mark_stopped()
+  end
+
+  ## Other nodes (see LiveCov.Nodes)
+
+  @doc """
+  Covers other nodes too, as `:cover.start/1`: instrumented modules are loaded there and
+  analysis adds their counts. `{:ok, started_nodes}`; this node and nodes already covered
+  are left out, and a node that cannot be covered (e.g. LiveCov is not on its code path) is
+  logged as a warning with the fix (`LiveCov.Nodes.start_nodes/1` returns the reasons).
+  """
+  def start(nodes) do
+    {:ok, _} = Application.ensure_all_started(:live_cov)
+    {started, _failed} = LiveCov.Nodes.start_nodes(nodes)
+    {:ok, started}
+  end
+
+  @doc "Stops covering `nodes`, keeping what was collected from them, as `:cover.stop/1`."
+  def stop(nodes), do: LiveCov.Nodes.stop_nodes(List.wrap(nodes) -- [node()])
+
+  @doc "Collects the counts of `nodes` now (kept should they die), as `:cover.flush/1`."
+  def flush(nodes), do: LiveCov.Nodes.flush(List.wrap(nodes) -- [node()])
+
+  @doc "The covered nodes that are up, as `:cover.which_nodes/0`."
+  def which_nodes, do: LiveCov.Nodes.which_nodes()
+
+  ## Export and import (LiveCov.Coverdata, LiveCov.Imported)
+
+  @doc """
+  Writes the counts of every instrumented module (and of imported-only modules, as cover
+  does) to `file` in cover's own `.coverdata` format, which `:cover.import/1`,
+  `mix test.coverage` and excoveralls read. `:ok` or `{:error, {:cant_open_file, file, reason}}`.
+  """
+  def export(file), do: LiveCov.Coverdata.export(file, :_)
+
+  @doc "Like `export/1` for one module; `{:error, {:not_cover_compiled, module}}` if unknown."
+  def export(file, module), do: LiveCov.Coverdata.export(file, module)
+
+  @doc """
+  Imports a `.coverdata` file written by `:cover.export/1,2` or `export/1,2` (or a LiveCov
+  snapshot): its counts add to those of the same modules. `:ok`, or
+  `{:error, {:cant_open_file, file, reason}}`; the same data twice is not imported again.
+  """
+  def import(file), do: LiveCov.Coverdata.import(file)
+
+  @doc "The imported files (absolute names), as `:cover.imported/0`."
+  def imported, do: LiveCov.Imported.imported()
+
+  @doc "Modules with imported data, as `:cover.imported_modules/0`."
+  def imported_modules, do: LiveCov.Imported.imported_modules()
+
+  # On a covered node the main-node-only functions answer {:error, :not_main_node}, as
+  # :cover's do (wrapping whichever of them are defined above).
+  for {name, arity} <- [
+        start: 1,
+        stop: 0,
+        stop: 1,
+        flush: 1,
+        which_nodes: 0,
+        compile_beam: 1,
+        compile_beam_directory: 0,
+        compile_beam_directory: 1,
+        analyse: 0,
+        analyse: 1,
+        analyse: 2,
+        analyse: 3,
+        analyse_to_file: 1,
+        analyse_to_file: 2,
+        analyse_to_file: 3,
+        modules: 0,
+        is_compiled: 1,
+        reset: 0,
+        reset: 1,
+        export: 1,
+        export: 2,
+        import: 1,
+        imported: 0,
+        imported_modules: 0
+      ],
+      Module.defines?(__MODULE__, {name, arity}, :def) do
+    args = Macro.generate_arguments(arity, __MODULE__)
+    defoverridable [{name, arity}]
+
+    def unquote(name)(unquote_splicing(args)) do
+      with :ok <- LiveCov.Nodes.check_main(), do: super(unquote_splicing(args))
+    end
   end
 end

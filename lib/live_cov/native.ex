@@ -61,6 +61,15 @@ defmodule LiveCov.Native do
   def debug_panic(_message), do: nif_error()
   def json_encode(_term, _pretty), do: nif_error()
   def json_decode(_binary), do: nif_error()
+  # Snapshots (native/live_cov_nif/src/snapshot_nif.rs)
+  def snapshot_metas(_list), do: nif_error()
+  def snapshot_encode(_origins, _metas, _counters), do: nif_error()
+  def snapshot_decode(_binary), do: nif_error()
+  def snapshot_merge_files(_binaries), do: nif_error()
+  def counts_add(_a, _b), do: nif_error()
+  def counts_add_dirty(_a, _b), do: nif_error()
+  def counts_sub(_after, _before), do: nif_error()
+  def counts_sub_dirty(_after, _before), do: nif_error()
 end
 
 defmodule LiveCov.NativeError do

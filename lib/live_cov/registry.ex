@@ -67,8 +67,26 @@ defmodule LiveCov.Registry do
         }
   def restore(modules), do: GenServer.call(__MODULE__, {:restore, modules}, :infinity)
 
+  @doc """
+  Swaps the loaded version of a coverage-mode `module` (still on `slot`) for `binary`, a
+  version without the sites in `pruned`, or for its original beam when `binary` is
+  `:original`, and records `pruned` (see `LiveCov.Prune`).
+
+  The swap happens only when the version before the current one can be soft-purged (no
+  process runs it): otherwise `{:error, {:old_code_in_use, message}}` and nothing changes.
+  Returns `{:ok, info}` with the updated metadata, or `{:error, {:not_instrumented, _}}` when
+  the module was stopped or instrumented again (new slot) meanwhile.
+  """
+  @spec prune(module, non_neg_integer, MapSet.t(), binary | :original) ::
+          {:ok, ModuleInfo.t()} | {:error, {atom, String.t()}}
+  def prune(module, slot, pruned, binary),
+    do: GenServer.call(__MODULE__, {:prune, module, slot, pruned, binary}, :infinity)
+
   @doc "Marks the facade as started (for `:cover`-compatible `start/0` replies)."
   def mark_started, do: GenServer.call(__MODULE__, :mark_started)
+
+  @doc "Clears the started mark (`:cover`-compatible `stop/0`)."
+  def mark_stopped, do: GenServer.call(__MODULE__, :mark_stopped)
 
   @impl true
   def init(nil) do
@@ -82,6 +100,8 @@ defmodule LiveCov.Registry do
     {:reply, reply, %{state | started: true}}
   end
 
+  def handle_call(:mark_stopped, _from, state), do: {:reply, :ok, %{state | started: false}}
+
   def handle_call({:instrument, targets, opts}, _from, state) do
     results =
       Instrument.instrument_many(targets, fn target -> instrument_one(target, opts) end)
@@ -91,7 +111,42 @@ defmodule LiveCov.Registry do
         {{:error, reason}, target} -> {:error, target, reason}
       end)
 
+    # Covered remote nodes load the new instrumented modules too.
+    _ = LiveCov.Nodes.distribute(for {:ok, module} <- results, do: lookup(module))
     {:reply, results, %{state | started: true}}
+  end
+
+  def handle_call({:prune, module, slot, pruned, binary}, _from, state) do
+    reply =
+      case lookup(module) do
+        %ModuleInfo{slot: ^slot} = info ->
+          binary = if binary == :original, do: info.original, else: binary
+
+          with :ok <- Instrument.load(module, binary, info.beam_path) do
+            # Frees the replaced version at once when nobody runs it (never kills).
+            _ = :code.soft_purge(module)
+            now = System.system_time(:millisecond)
+
+            info = %{
+              info
+              | pruned: pruned,
+                instrumented: binary,
+                prunes: info.prunes + 1,
+                pruned_at: now
+            }
+
+            :ets.insert(@table, {module, info})
+            {:ok, info}
+          end
+
+        _ ->
+          {:error,
+           {:not_instrumented,
+            "#{inspect(module)} is not instrumented on slot #{slot} (stopped or instrumented " <>
+              "again); nothing to prune"}}
+      end
+
+    {:reply, reply, state}
   end
 
   def handle_call({:restore, which}, _from, state) do
@@ -119,6 +174,8 @@ defmodule LiveCov.Registry do
         end
       end)
 
+    # Covered remote nodes restore them too.
+    _ = LiveCov.Nodes.remove(result.restored)
     {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
@@ -127,6 +184,8 @@ defmodule LiveCov.Registry do
     with {:ok, forms} <- Forms.fetch(target),
          {:ok, munged, sites, clauses} <- Munge.transform(forms.forms, forms.module),
          {:ok, slot} <- Table.register(length(sites)) do
+      mode = Keyword.get(opts, :mode, :counts)
+
       with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts),
            :ok <- Instrument.load(forms.module, binary, forms.beam_path) do
         {:ok,
@@ -141,7 +200,9 @@ defmodule LiveCov.Registry do
            main_file: forms.main_file,
            original: forms.binary,
            instrumented: binary,
-           instrumented_at: System.system_time(:millisecond)
+           instrumented_at: System.system_time(:millisecond),
+           mode: mode,
+           cache: if(mode == :coverage, do: LiveCov.Prune.cache(forms, munged))
          }}
       else
         error ->

@@ -2,4 +2,6 @@
 //! The NIF crate (`live_cov_nif`) is only glue around it.
 
 pub mod error;
+pub mod merge;
+pub mod snapshot;
 pub mod table;

@@ -17,7 +17,13 @@ fn error<'a>(env: Env<'a>, kind: rustler::Atom, message: String) -> Term<'a> {
 fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
     let value: Value = match rustler::serde::from_term(term) {
         Ok(v) => v,
-        Err(e) => return error(env, atoms::unencodable(), format!("cannot encode as JSON: {e}")),
+        Err(e) => {
+            return error(
+                env,
+                atoms::unencodable(),
+                format!("cannot encode as JSON: {e}"),
+            )
+        }
     };
     let bytes = if pretty {
         serde_json::to_vec_pretty(&value)
@@ -29,7 +35,11 @@ fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
             let bin: Binary = NewBinary::from_slice(env, &b).into();
             (rustler::types::atom::ok(), bin).encode(env)
         }
-        Err(e) => error(env, atoms::unencodable(), format!("cannot encode as JSON: {e}")),
+        Err(e) => error(
+            env,
+            atoms::unencodable(),
+            format!("cannot encode as JSON: {e}"),
+        ),
     }
 }
 

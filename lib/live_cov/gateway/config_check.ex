@@ -1,0 +1,165 @@
+defmodule LiveCov.Gateway.ConfigCheck do
+  @moduledoc false
+  # Small validators for LiveCov.Gateway.Config. Each returns {:ok, value} or
+  # {:error, {:invalid_gateway_config, message}}.
+
+  @min_token 16
+
+  def error(message), do: {:error, {:invalid_gateway_config, message}}
+
+  def keys(opts, known, what) do
+    cond do
+      not Keyword.keyword?(opts) ->
+        error("#{what}s must be given as a keyword list, got: #{inspect(opts, limit: 5)}")
+
+      (unknown = Keyword.keys(opts) -- known) != [] ->
+        error("unknown #{what}(s) #{inspect(unknown)}; valid: #{inspect(known)}")
+
+      true ->
+        :ok
+    end
+  end
+
+  def int(opts, key, default, min, max) do
+    case Keyword.get(opts, key, default) do
+      n when is_integer(n) and n >= min and n <= max -> {:ok, n}
+      other -> error("#{key}: must be an integer #{min}..#{max}, got: #{inspect(other)}")
+    end
+  end
+
+  def string(s, what) when is_binary(s) and s != "" do
+    if String.valid?(s), do: {:ok, s}, else: error("#{what}: must be UTF-8 text")
+  end
+
+  def string(s, _what) when is_atom(s) and s not in [nil, true, false],
+    do: {:ok, Atom.to_string(s)}
+
+  def string(other, what),
+    do: error("#{what}: must be a non-empty string, got: #{inspect(other)}")
+
+  def url(url, what) when is_binary(url) do
+    case URI.new(url) do
+      {:ok, %URI{scheme: s, host: h}} when s in ["http", "https"] and is_binary(h) and h != "" ->
+        {:ok, String.trim_trailing(url, "/")}
+
+      _ ->
+        error(
+          "#{what}: #{inspect(url)} is not an http(s) URL; give e.g. \"http://10.0.0.5:9568\""
+        )
+    end
+  end
+
+  def url(other, what), do: error("#{what}: must be a URL string, got: #{inspect(other)}")
+
+  def token(nil, _what), do: {:ok, nil}
+
+  def token({:system, var}, what) when is_binary(var) do
+    case System.get_env(var) do
+      nil -> error("#{what}: the environment variable #{var} is not set; set it to the secret")
+      value -> token(value, what)
+    end
+  end
+
+  def token(t, what) when is_binary(t) do
+    cond do
+      byte_size(t) < @min_token ->
+        error("#{what}: too short (#{byte_size(t)} bytes); use at least #{@min_token} bytes")
+
+      String.contains?(t, [" ", "\t", "\r", "\n"]) ->
+        error("#{what}: must not contain whitespace")
+
+      true ->
+        {:ok, t}
+    end
+  end
+
+  def token(other, what),
+    do: error("#{what}: must be a string or {:system, \"VAR\"}, got: #{inspect(other, limit: 3)}")
+
+  def atomish(a, _what) when is_atom(a) and a not in [nil, true, false], do: {:ok, a}
+
+  def atomish(s, _what) when is_binary(s) and s != "" and byte_size(s) < 256,
+    do: {:ok, String.to_atom(s)}
+
+  def atomish(other, what),
+    do: error("#{what}: must be an atom or a string, got: #{inspect(other)}")
+
+  def optional_atomish(nil, _what), do: {:ok, nil}
+  def optional_atomish(v, what), do: atomish(v, what)
+
+  def bind(addr) when is_tuple(addr) do
+    if :inet.is_ip_address(addr), do: {:ok, addr}, else: bad_bind(addr)
+  end
+
+  def bind(addr) when is_binary(addr) do
+    case :inet.parse_strict_address(String.to_charlist(addr)) do
+      {:ok, ip} -> {:ok, ip}
+      {:error, _} -> bad_bind(addr)
+    end
+  end
+
+  def bind(addr), do: bad_bind(addr)
+
+  defp bad_bind(addr),
+    do:
+      error("bind: #{inspect(addr)} is not an IP address; give e.g. \"127.0.0.1\" or \"0.0.0.0\"")
+
+  def loopback?({127, _, _, _}), do: true
+  def loopback?({0, 0, 0, 0, 0, 0, 0, 1}), do: true
+  def loopback?(_), do: false
+
+  # A keyword list or map entry of a list option, as a map with atom keys.
+  def entry(entry, known, list, i) do
+    map =
+      cond do
+        is_map(entry) -> entry
+        is_list(entry) and Keyword.keyword?(entry) -> Map.new(entry)
+        true -> nil
+      end
+
+    unknown = if map && known, do: Map.keys(map) -- known, else: []
+
+    cond do
+      map == nil ->
+        error("#{list}[#{i}]: must be a keyword list, got: #{inspect(entry, limit: 5)}")
+
+      unknown != [] ->
+        error("#{list}[#{i}]: unknown key(s) #{inspect(unknown)}; valid: #{inspect(known)}")
+
+      true ->
+        {:ok, map}
+    end
+  end
+
+  # Validates each element of list option `key` with fun.(element, index).
+  def list(opts, key, fun) do
+    case Keyword.get(opts, key, []) do
+      list when is_list(list) ->
+        list
+        |> Enum.with_index()
+        |> Enum.reduce_while({:ok, []}, fn {e, i}, {:ok, acc} ->
+          case fun.(e, i) do
+            {:ok, v} -> {:cont, {:ok, [v | acc]}}
+            err -> {:halt, err}
+          end
+        end)
+        |> then(fn
+          {:ok, acc} -> {:ok, Enum.reverse(acc)}
+          err -> err
+        end)
+
+      other ->
+        error("#{key}: must be a list, got: #{inspect(other, limit: 5)}")
+    end
+  end
+
+  # Like list/3 for a plain list; fun returns {:ok, v} | {:error, message}.
+  def each(list, what, fun) do
+    Enum.reduce_while(list, {:ok, []}, fn e, {:ok, acc} ->
+      case fun.(e) do
+        {:ok, v} -> {:cont, {:ok, acc ++ [v]}}
+        {:error, msg} -> {:halt, error("#{what}: #{msg}")}
+      end
+    end)
+  end
+end

@@ -1,0 +1,637 @@
+defmodule LiveCov.Snapshot do
+  @moduledoc """
+  Coverage data at one moment, in memory or in a file: build, encode/decode, merge, delta.
+
+  A snapshot keeps the static METADATA of each build of a module apart from its COUNTERS, as
+  Go's coverage tooling does:
+
+      %LiveCov.Snapshot{
+        provenance: [%{node: "app@host", os_pid: "4242", time: 1_700_000_000_000,
+                       labels: %{"git" => "abc123"}}],
+        metas: %{hash => %LiveCov.Snapshot.Meta{module: M, md5: ..., sites: {...}, ...}},
+        counts: %{hash => <<packed counts>>}
+      }
+
+  A metadata `hash` names one build of one module (module, beam md5, source, bump sites):
+  counts under the same hash are summed by `merge/2`, counts under different hashes (another
+  build of the module) are never mixed — `mixed_builds/1` says which modules have several.
+  Counts are packed binaries of little-endian u64, one per site (as `LiveCov.Table`);
+  `counts/2` gives them as a list.
+
+  The file format (header with magic and version, xxh3 checksum, provenance, metadata and
+  counters sections) is written and checked by the NIF (`native/live_cov_core/src/snapshot.rs`):
+  `decode/1` of truncated, corrupted, foreign or newer data is `{:error, {kind, message}}`.
+
+  `merge/1,2`, `delta/2`, `encode/1`, `decode/1`, `builds/1` and `mixed_builds/1` are pure
+  functions of their arguments. `build/1` and `from_infos/3` read the counter table;
+  `choose/2` (and the report functions that use it) looks up which build is loaded here
+  unless given `loaded:`.
+  """
+
+  alias LiveCov.{Analyse, ModuleInfo, Native, Registry, Stats, Table}
+
+  defmodule Meta do
+    @moduledoc """
+    One build of one module: what a snapshot's counters of that build mean.
+
+    `sites` is the tuple of `{function, arity, clause, line}` in counter order; `clauses` is
+    cover's clause table `[{function, arity, clause, nlines}]`. `md5` is the original beam's
+    md5 (16 zero bytes for data imported from a cover `.coverdata` file, which has none).
+    `hash` identifies the whole record; `encoded` is its encoded form (kept so encoding a
+    snapshot does not redo it).
+    """
+    @enforce_keys [:hash, :module, :md5, :sites]
+    defstruct [:hash, :module, :md5, :source, :beam_path, :sites, clauses: [], encoded: nil]
+
+    @type t :: %__MODULE__{
+            hash: binary,
+            module: module,
+            md5: binary,
+            source: String.t() | nil,
+            beam_path: String.t() | nil,
+            sites: tuple,
+            clauses: [{atom, non_neg_integer, non_neg_integer, non_neg_integer}],
+            encoded: binary | nil
+          }
+  end
+
+  @version 1
+  defstruct version: @version,
+            provenance: [],
+            metas: %{},
+            counts: %{},
+            content_hash: nil,
+            skipped: []
+
+  @type hash :: binary
+  @type origin :: %{
+          node: String.t(),
+          os_pid: String.t(),
+          time: integer,
+          labels: %{String.t() => String.t()}
+        }
+  @type t :: %__MODULE__{
+          version: pos_integer,
+          provenance: [origin],
+          metas: %{hash => Meta.t()},
+          counts: %{hash => binary},
+          content_hash: binary | nil,
+          skipped: [{module, {atom, String.t()}}]
+        }
+  @type error :: {:error, {atom, String.t()}}
+
+  @zero_md5 <<0::128>>
+  @cache :live_cov_meta_cache
+  # Above this many bytes count arithmetic runs on a dirty scheduler.
+  @dirty_bytes 400_000
+
+  ## Building
+
+  @doc """
+  A snapshot of this node's counter table for every instrumented module.
+
+  Options:
+
+    * `:labels` - a map or keyword of provenance labels (test run id, service, git commit, ...),
+      added to `config :live_cov, :labels`.
+    * `:take` - `true` reads and zeroes the counters in one step, exactly (no bump lost or
+      counted twice while others keep bumping); see `LiveCov.dump_and_reset/0`.
+    * `:modules` - only these modules.
+    * `:counts` - `:local` (default: this node's table) or `:all`: the counts reports see
+      (`LiveCov.Counts`: this node, covered nodes, imported data of the same build).
+
+  Modules whose metadata cannot be encoded are listed in `skipped` with the reason.
+  """
+  @spec build(keyword) :: t
+  def build(opts \\ []) do
+    take = Keyword.get(opts, :take, false)
+    # With take, read (and zero) the table first: a module committed to the registry after
+    # this moment has its counts in the table still, not lost.
+    table = if take, do: Table.snapshot(take: true), else: nil
+    infos = select(Registry.modules(), opts[:modules])
+    table = table || Table.snapshot()
+
+    if take do
+      put_back_unknown(table, infos)
+      # What was taken is this node's table: the other sources were not reset.
+      from_infos(infos, table, Keyword.delete(opts, :counts))
+    else
+      from_infos(infos, table, opts)
+    end
+  end
+
+  @doc """
+  A snapshot of the given modules from a reading of the counter table
+  (`LiveCov.Table.snapshot/1`: `%{slot => packed_counts}`). Options `:labels` and `:counts`
+  as in `build/1`. A module whose slot is not in the reading has zero counts.
+  """
+  @spec from_infos([ModuleInfo.t()], %{non_neg_integer => binary}, keyword) :: t
+  def from_infos(infos, table, opts \\ []) do
+    counts =
+      case Keyword.get(opts, :counts, :local) do
+        :all -> LiveCov.Counts.collect(infos) |> Map.new(fn {m, c} -> {m, Table.encode(c)} end)
+        _ -> nil
+      end
+
+    {metas, skipped} = metas_of(infos)
+
+    packed =
+      for {info, %Meta{hash: h}} <- Enum.zip(infos, metas), h != nil, into: %{} do
+        bin =
+          case counts do
+            nil -> Map.get(table, info.slot) || zeros(ModuleInfo.size(info))
+            all -> Map.fetch!(all, info.module)
+          end
+
+        {h, bin}
+      end
+
+    %__MODULE__{
+      provenance: [origin(opts)],
+      metas: for(%Meta{hash: h} = m <- metas, h != nil, into: %{}, do: {h, m}),
+      counts: packed,
+      skipped: skipped
+    }
+  end
+
+  defp select(infos, nil), do: infos
+  defp select(infos, modules), do: Enum.filter(infos, &(&1.module in List.wrap(modules)))
+
+  # Counts taken from slots no module is registered under (yet) go back to the table, so a
+  # module being committed while we take is counted next time rather than lost.
+  defp put_back_unknown(table, infos) do
+    known = MapSet.new(infos, & &1.slot)
+
+    for {slot, bin} <- table,
+        not MapSet.member?(known, slot),
+        bin != zeros(div(byte_size(bin), 8)) do
+      _ = Table.add(slot, bin)
+    end
+
+    :ok
+  end
+
+  defp zeros(n), do: :binary.copy(<<0::64>>, n)
+
+  @doc "The provenance entry of a snapshot made here now (`labels` as in `build/1`)."
+  @spec origin(keyword) :: origin
+  def origin(opts \\ []) do
+    labels =
+      Application.get_env(:live_cov, :labels, [])
+      |> Enum.concat(Keyword.get(opts, :labels, []))
+      |> Map.new(fn {k, v} -> {to_string(k), to_string(v)} end)
+
+    %{
+      node: Atom.to_string(node()),
+      os_pid: System.pid(),
+      time: System.os_time(:millisecond),
+      labels: labels
+    }
+  end
+
+  @doc """
+  The metadata of instrumented modules, in order, and the modules that could not be
+  described (`{[Meta.t() | %Meta{hash: nil}], skipped}`). Encodings are cached per module
+  and instrumentation, so exporting again costs only the counters.
+  """
+  @spec metas_of([ModuleInfo.t()]) :: {[Meta.t()], [{module, {atom, String.t()}}]}
+  def metas_of(infos) do
+    cached = Enum.map(infos, &cache_get/1)
+    missing = for {info, nil} <- Enum.zip(infos, cached), do: info
+
+    computed =
+      case missing do
+        [] ->
+          %{}
+
+        _ ->
+          missing
+          |> Enum.map(&meta_input/1)
+          |> Native.snapshot_metas()
+          |> Enum.zip(missing)
+          |> Map.new(fn {result, info} ->
+            if match?({:ok, _}, result), do: cache_put(info, result)
+            {info.module, result}
+          end)
+      end
+
+    {metas, skipped} =
+      infos
+      |> Enum.zip(cached)
+      |> Enum.map_reduce([], fn {info, hit}, skipped ->
+        case hit || Map.fetch!(computed, info.module) do
+          {:ok, {hash, encoded}} ->
+            {meta_struct(info, hash, encoded), skipped}
+
+          {:error, reason} ->
+            {%Meta{hash: nil, module: info.module, md5: nil, sites: {}},
+             [{info.module, reason} | skipped]}
+        end
+      end)
+
+    {metas, Enum.reverse(skipped)}
+  end
+
+  @doc "The metadata of one instrumented module (cached), or an error."
+  @spec meta_of(ModuleInfo.t()) :: {:ok, Meta.t()} | error
+  def meta_of(info) do
+    case metas_of([info]) do
+      {[%Meta{hash: nil}], [{_, reason}]} -> {:error, reason}
+      {[meta], []} -> {:ok, meta}
+    end
+  end
+
+  defp meta_struct(info, hash, encoded) do
+    %Meta{
+      hash: hash,
+      module: info.module,
+      md5: md5(info.md5),
+      source: string(info.source),
+      beam_path: string(info.beam_path),
+      sites: info.sites,
+      clauses: info.clauses || [],
+      encoded: encoded
+    }
+  end
+
+  defp meta_input(info) do
+    {info.module, md5(info.md5), string(info.source), string(info.beam_path), info.sites,
+     info.clauses || []}
+  end
+
+  @doc false
+  def meta_input_of(%Meta{} = m),
+    do: {m.module, m.md5, m.source, m.beam_path, m.sites, m.clauses}
+
+  defp md5(<<_::128>> = md5), do: md5
+  defp md5(_), do: @zero_md5
+
+  defp string(nil), do: nil
+  defp string(s) when is_binary(s), do: s
+  defp string(s) when is_list(s), do: List.to_string(s)
+
+  defp cache_key(info), do: {info.slot, info.md5, tuple_size(info.sites), info.source}
+
+  defp cache_get(info) do
+    key = cache_key(info)
+
+    case :ets.lookup(@cache, info.module) do
+      [{_, ^key, hash, encoded}] -> {:ok, {hash, encoded}}
+      _ -> nil
+    end
+  rescue
+    ArgumentError -> nil
+  end
+
+  defp cache_put(info, {:ok, {hash, encoded}}) do
+    :ets.insert(@cache, {info.module, cache_key(info), hash, encoded})
+  rescue
+    ArgumentError -> false
+  end
+
+  ## Encoding
+
+  @doc "Encodes a snapshot into the LiveCov snapshot file format."
+  @spec encode(t) :: {:ok, binary} | error
+  def encode(%__MODULE__{} = snap) do
+    with {:ok, {data, _content_hash}} <- encode_with_hash(snap), do: {:ok, data}
+  end
+
+  @doc """
+  Encodes a snapshot and gives the content hash of the result (what `LiveCov.import/1`
+  uses to refuse the same data twice): `{:ok, {data, content_hash}}`.
+  """
+  @spec encode_with_hash(t) :: {:ok, {binary, binary}} | error
+  def encode_with_hash(%__MODULE__{} = snap) do
+    with {:ok, metas} <- encoded_metas(snap) do
+      origins =
+        Enum.map(snap.provenance, fn o ->
+          {to_string(o.node), to_string(o.os_pid), o.time,
+           Enum.map(o.labels, fn {k, v} -> {to_string(k), to_string(v)} end)}
+        end)
+
+      Native.snapshot_encode(origins, metas, Map.to_list(snap.counts))
+    end
+  end
+
+  defp encoded_metas(snap) do
+    {ready, todo} = Enum.split_with(Map.values(snap.metas), &is_binary(&1.encoded))
+
+    fresh =
+      case todo do
+        [] -> []
+        _ -> todo |> Enum.map(&meta_input_of/1) |> Native.snapshot_metas()
+      end
+
+    Enum.reduce_while(Enum.zip(todo, fresh), {:ok, Enum.map(ready, &{&1.hash, &1.encoded})}, fn
+      {_meta, {:ok, pair}}, {:ok, acc} -> {:cont, {:ok, [pair | acc]}}
+      {_meta, {:error, _} = error}, _ -> {:halt, error}
+    end)
+  end
+
+  @doc """
+  Decodes snapshot file data. Truncated, corrupted, foreign or newer-format data gives
+  `{:error, {kind, message}}` (`:empty`, `:not_a_snapshot`, `:truncated`,
+  `:unsupported_version`, `:trailing_data`, `:checksum_mismatch`, `:malformed`).
+  """
+  @spec decode(binary) :: {:ok, t} | error
+  def decode(data) when is_binary(data) do
+    with {:ok, {version, content_hash, origins, metas, counters}} <- Native.snapshot_decode(data) do
+      metas =
+        Map.new(metas, fn {hash, encoded, module, md5, source, beam, sites, clauses} ->
+          {hash,
+           %Meta{
+             hash: hash,
+             module: module,
+             md5: md5,
+             source: source,
+             beam_path: beam,
+             sites: sites,
+             clauses: clauses,
+             encoded: encoded
+           }}
+        end)
+
+      {:ok,
+       %__MODULE__{
+         version: version,
+         content_hash: content_hash,
+         provenance:
+           Enum.map(origins, fn {node, pid, time, labels} ->
+             %{node: node, os_pid: pid, time: time, labels: Map.new(labels)}
+           end),
+         metas: metas,
+         counts: Map.new(counters)
+       }}
+    end
+  end
+
+  def decode(other),
+    do: {:error, {:not_a_snapshot, "expected snapshot data (a binary), got: #{inspect(other)}"}}
+
+  @doc """
+  Writes a snapshot to `path` (atomically: a temporary file renamed into place). Returns
+  `{:ok, %{path:, bytes:, modules:, content_hash:}}`.
+  """
+  @spec write(t, Path.t()) :: {:ok, map} | error
+  def write(%__MODULE__{} = snap, path) do
+    with {:ok, {data, content_hash}} <- encode_with_hash(snap),
+         :ok <- write_file(path, data) do
+      {:ok,
+       %{
+         path: path,
+         bytes: byte_size(data),
+         modules:
+           snap.metas |> Map.values() |> Enum.map(& &1.module) |> Enum.uniq() |> Enum.sort(),
+         content_hash: content_hash
+       }}
+    end
+  end
+
+  @doc false
+  def write_file(path, data) do
+    path = to_string(path)
+    tmp = path <> ".tmp-#{System.unique_integer([:positive])}"
+
+    with :ok <- File.mkdir_p(Path.dirname(path)),
+         :ok <- File.write(tmp, data),
+         :ok <- File.rename(tmp, path) do
+      :ok
+    else
+      {:error, reason} ->
+        _ = File.rm(tmp)
+
+        {:error,
+         {:cant_write,
+          "cannot write #{path}: #{:file.format_error(reason)}; check the directory exists and is writable"}}
+    end
+  end
+
+  @doc "Reads and decodes a snapshot file."
+  @spec read(Path.t()) :: {:ok, t} | error
+  def read(path) do
+    case File.read(to_string(path)) do
+      {:ok, data} ->
+        with {:error, {kind, msg}} <- decode(data), do: {:error, {kind, "#{path}: #{msg}"}}
+
+      {:error, reason} ->
+        {:error, {:cant_read, "cannot read #{path}: #{:file.format_error(reason)}"}}
+    end
+  end
+
+  ## Pure operations
+
+  @doc """
+  Merges snapshots: counts of the same build (same metadata hash) are summed, different
+  builds of a module are kept apart (see `mixed_builds/1`), provenance entries are
+  concatenated.
+  """
+  @spec merge(t, t) :: t
+  def merge(%__MODULE__{} = a, %__MODULE__{} = b) do
+    %__MODULE__{
+      provenance: a.provenance ++ b.provenance,
+      metas: Map.merge(a.metas, b.metas, fn _h, ma, _mb -> ma end),
+      counts: Map.merge(a.counts, b.counts, fn _h, ca, cb -> add!(ca, cb) end),
+      skipped: Enum.uniq(a.skipped ++ b.skipped)
+    }
+  end
+
+  @doc "Merges a list of snapshots (an empty list gives an empty snapshot)."
+  @spec merge([t]) :: t
+  def merge([]), do: %__MODULE__{}
+  def merge([first | rest]), do: Enum.reduce(rest, first, &merge(&2, &1))
+
+  @doc """
+  Merges encoded snapshot files without decoding them into terms (in the NIF). Returns
+  `{:ok, merged_file, mixed}` where `mixed` lists `{module_name, [hash]}` for modules with
+  more than one build.
+  """
+  @spec merge_encoded([binary]) :: {:ok, binary, [{String.t(), [hash]}]} | error
+  def merge_encoded(files) when is_list(files) do
+    with {:ok, {file, mixed}} <- Native.snapshot_merge_files(files), do: {:ok, file, mixed}
+  end
+
+  @doc """
+  What ran between two snapshots: for each build in `later`, its counts minus those in
+  `earlier`. A build absent from `earlier` counts from zero. When a build's counters went
+  down (they were reset in between), its delta is its counts in `later`: what ran since the
+  reset.
+  """
+  @spec delta(t, t) :: t
+  def delta(%__MODULE__{} = earlier, %__MODULE__{} = later) do
+    counts =
+      Map.new(later.counts, fn {h, after_counts} ->
+        case Map.fetch(earlier.counts, h) do
+          {:ok, before} -> {h, sub!(after_counts, before)}
+          :error -> {h, after_counts}
+        end
+      end)
+
+    %__MODULE__{later | counts: counts, content_hash: nil}
+  end
+
+  @doc "True when no counter is above zero."
+  @spec empty?(t) :: boolean
+  def empty?(%__MODULE__{counts: counts}),
+    do: Enum.all?(counts, fn {_, bin} -> bin == zeros(div(byte_size(bin), 8)) end)
+
+  @doc "Builds per module: `%{module => [hash]}` (hashes sorted)."
+  @spec builds(t) :: %{module => [hash]}
+  def builds(%__MODULE__{metas: metas}) do
+    metas
+    |> Map.values()
+    |> Enum.group_by(& &1.module, & &1.hash)
+    |> Map.new(fn {m, hs} -> {m, Enum.sort(hs)} end)
+  end
+
+  @doc "Modules with more than one build in the snapshot: `%{module => [hash]}`."
+  @spec mixed_builds(t) :: %{module => [hash]}
+  def mixed_builds(snap), do: snap |> builds() |> Map.filter(fn {_, hs} -> length(hs) > 1 end)
+
+  @doc "The modules in the snapshot, sorted."
+  @spec modules(t) :: [module]
+  def modules(snap), do: snap |> builds() |> Map.keys() |> Enum.sort()
+
+  @doc "Counts of one build (by hash) or of a module's chosen build (see `choose/2`), as a list."
+  @spec counts(t, module | hash, keyword) :: [non_neg_integer] | nil
+  def counts(snap, module_or_hash, opts \\ [])
+
+  def counts(%__MODULE__{} = snap, hash, _opts) when is_map_key(snap.metas, hash) do
+    case Map.fetch(snap.counts, hash) do
+      {:ok, bin} -> Table.decode(bin)
+      :error -> List.duplicate(0, tuple_size(snap.metas[hash].sites))
+    end
+  end
+
+  def counts(%__MODULE__{} = snap, module, opts) when is_atom(module) do
+    case Map.get(choose(snap, opts), module) do
+      nil -> nil
+      hash -> counts(snap, hash)
+    end
+  end
+
+  def counts(_snap, _other, _opts), do: nil
+
+  @doc """
+  The build a report uses for each module: `%{module => hash}`. Options:
+
+    * `builds: %{module => hash}` - explicit choices;
+    * otherwise the build loaded here (instrumented, same metadata) when the snapshot has it;
+    * otherwise, for a module with several builds, the one with the most counts, else the
+      only one.
+  """
+  @spec choose(t, keyword) :: %{module => hash}
+  def choose(snap, opts \\ []) do
+    explicit = Keyword.get(opts, :builds, %{})
+    loaded = Keyword.get_lazy(opts, :loaded, &loaded_hashes/0)
+
+    Map.new(builds(snap), fn {module, hashes} ->
+      pick =
+        Map.get(explicit, module) |> in_list(hashes) ||
+          Enum.find(hashes, &MapSet.member?(loaded, &1)) ||
+          Enum.max_by(hashes, &total(snap, &1))
+
+      {module, pick}
+    end)
+  end
+
+  defp in_list(nil, _), do: nil
+  defp in_list(h, hashes), do: if(h in hashes, do: h)
+
+  defp total(snap, hash),
+    do: snap.counts |> Map.get(hash, <<>>) |> Table.decode() |> Enum.sum()
+
+  @doc false
+  def loaded_hashes do
+    {metas, _} = metas_of(Registry.modules())
+    MapSet.new(for %Meta{hash: h} <- metas, h != nil, do: h)
+  end
+
+  @doc """
+  Line data (as `LiveCov.Stats.build/2` takes it) for one build of each module, chosen by
+  `choose/2` (options `:builds`, `:modules`).
+  """
+  @spec module_data(t, keyword) :: [Stats.module_data()]
+  def module_data(%__MODULE__{} = snap, opts \\ []) do
+    wanted = opts[:modules] && MapSet.new(List.wrap(opts[:modules]))
+
+    for {module, hash} <- Enum.sort(choose(snap, opts)),
+        wanted == nil or MapSet.member?(wanted, module) do
+      info = to_module_info(snap.metas[hash])
+      counts = counts(snap, hash)
+
+      %{
+        module: module,
+        source: info.source,
+        lines: Analyse.lines(info, counts),
+        functions: Analyse.functions(info, counts)
+      }
+    end
+  end
+
+  @doc "The coverage report (`LiveCov.Stats`) of a snapshot; options of `module_data/2` and `LiveCov.Stats.build/2`."
+  @spec report(t, keyword) :: Stats.t() | error
+  def report(%__MODULE__{} = snap, opts \\ []) do
+    Stats.build(module_data(snap, opts), Keyword.drop(opts, [:builds, :modules, :loaded]))
+  end
+
+  @doc """
+  Cover-compatible analysis (as `:cover.analyse/3`) of one module's chosen build, or of a
+  build given by hash.
+  """
+  @spec analyse(
+          t,
+          module | hash,
+          :calls | :coverage,
+          :module | :function | :clause | :line,
+          keyword
+        ) ::
+          {:ok, term} | {:error, {:not_in_snapshot, module | hash}}
+  def analyse(snap, module_or_hash, analysis, level, opts \\ []) do
+    hash =
+      if is_map_key(snap.metas, module_or_hash),
+        do: module_or_hash,
+        else: Map.get(choose(snap, opts), module_or_hash)
+
+    case hash do
+      nil -> {:error, {:not_in_snapshot, module_or_hash}}
+      h -> {:ok, Analyse.cover(to_module_info(snap.metas[h]), counts(snap, h), analysis, level)}
+    end
+  end
+
+  @doc "A `LiveCov.ModuleInfo` describing a build (no slot), for `LiveCov.Analyse`."
+  @spec to_module_info(Meta.t()) :: ModuleInfo.t()
+  def to_module_info(%Meta{} = m) do
+    %ModuleInfo{
+      module: m.module,
+      slot: nil,
+      sites: m.sites,
+      md5: m.md5,
+      source: m.source,
+      beam_path: m.beam_path && String.to_charlist(m.beam_path),
+      clauses: m.clauses
+    }
+  end
+
+  @doc false
+  def add!(a, b) do
+    fun =
+      if byte_size(a) > @dirty_bytes, do: &Native.counts_add_dirty/2, else: &Native.counts_add/2
+
+    case fun.(a, b) do
+      {:ok, sum} -> sum
+      {:error, {_, msg}} -> raise ArgumentError, msg
+    end
+  end
+
+  defp sub!(a, b) do
+    fun =
+      if byte_size(a) > @dirty_bytes, do: &Native.counts_sub_dirty/2, else: &Native.counts_sub/2
+
+    case fun.(a, b) do
+      {:ok, diff} -> diff
+      :reset -> a
+      {:error, {_, msg}} -> raise ArgumentError, msg
+    end
+  end
+end

@@ -1,0 +1,1053 @@
+//! The snapshot file format: coverage data written to disk and read back, on this node or
+//! another one.
+//!
+//! Following Go's `internal/coverage`, the static METADATA of a module (its name, build
+//! identity, source path and bump sites) is kept apart from its COUNTERS. A module's metadata is
+//! encoded once and named by its hash; counter entries carry that hash instead of the
+//! metadata. Two counter entries with the same hash describe the same module of the same
+//! build, so they can be summed; different hashes are different builds and are never mixed.
+//!
+//! ```text
+//! header (32 bytes, little-endian)
+//!   0  magic        8 bytes  "\x89LiveCov"
+//!   8  version      u32      VERSION
+//!  12  flags        u32      0 (reserved)
+//!  16  body_len     u64      bytes after the header
+//!  24  checksum     u64      xxh3-64 of the body
+//! body: three sections, in this order, each `tag: 4 bytes, len: u64, payload: len bytes`
+//!   "PROV"  bincode Vec<Origin>                  who wrote it: node, OS pid, time, labels
+//!   "META"  bincode varint n, then n × Meta      one per build of a module
+//!   "CNTR"  bincode varint n, then n × Counter   { meta: hash, counts: Vec<u64> (varint) }
+//! ```
+//!
+//! A metadata hash is the xxh3-128 of the meta's encoded bytes but its last field, the beam
+//! path (where the build lives is not what it is); the content hash of a file
+//! (used to refuse importing the same data twice) is the xxh3-128 of its body.
+//!
+//! Decoding never trusts its input: every length is checked against the bytes that are
+//! really there before anything is allocated, strings are borrowed from the input, and any
+//! problem is an [`SnapshotError`], never a panic.
+
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::HashMap;
+use std::fmt;
+use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
+
+/// The first 8 bytes of every snapshot file.
+pub const MAGIC: [u8; 8] = *b"\x89LiveCov";
+/// The format version this code writes, and the newest it reads.
+pub const VERSION: u32 = 1;
+/// Size of the fixed header.
+pub const HEADER_LEN: usize = 32;
+/// Size of a section frame (tag + length) before its payload.
+const FRAME_LEN: usize = 12;
+/// Bump sites in one module (the table's limit).
+const MAX_SITES: usize = crate::table::MAX_SITES;
+
+/// The sections of the body, in file order: tag and name for messages.
+pub const SECTIONS: [([u8; 4], &str); 3] = [
+    (*b"PROV", "provenance"),
+    (*b"META", "metadata"),
+    (*b"CNTR", "counters"),
+];
+
+/// A metadata hash or a content hash (xxh3-128, big-endian bytes).
+pub type Hash = [u8; 16];
+
+const CONFIG: bincode::config::Configuration = bincode::config::standard();
+
+/// Who wrote a snapshot. A merged snapshot keeps the origins of all its parts.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Origin<'a> {
+    pub node: &'a str,
+    pub os_pid: &'a str,
+    /// Unix time in milliseconds.
+    pub time_ms: i64,
+    #[serde(borrow)]
+    pub labels: Vec<(&'a str, &'a str)>,
+}
+
+/// The static description of one build of one module.
+///
+/// `sites[i]` describes counter `i`: `(function index, clause, line)`, the function being
+/// `functions[function index]` = `(name, arity)`. `clauses` is cover's clause table:
+/// `(function index, clause, number of lines)`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct Meta<'a> {
+    pub module: &'a str,
+    /// MD5 of the original beam: the build identity (all zero when unknown).
+    pub md5: Hash,
+    #[serde(borrow)]
+    pub source: Option<&'a str>,
+    #[serde(borrow)]
+    pub functions: Vec<(&'a str, u32)>,
+    pub sites: Vec<(u32, u32, u32)>,
+    pub clauses: Vec<(u32, u32, u32)>,
+    /// Where the beam was loaded from. Not part of the build identity: it is the last field,
+    /// left out of the hash (the same build may live in another directory elsewhere).
+    #[serde(borrow)]
+    pub beam_path: Option<&'a str>,
+}
+
+impl Meta<'_> {
+    /// Encodes the metadata; returns its hash and its bytes (what the file stores).
+    pub fn encode(&self) -> Result<(Hash, Vec<u8>), SnapshotError> {
+        self.validate()
+            .map_err(|d| SnapshotError::BadInput(format!("metadata of {}: {d}", self.module)))?;
+        let bytes = bincode::serde::encode_to_vec(self, CONFIG)
+            .map_err(|e| SnapshotError::BadInput(format!("cannot encode metadata: {e}")))?;
+        Ok((self.hash(&bytes), bytes))
+    }
+
+    /// The build identity of encoded metadata `bytes` (this meta's encoding): the hash of
+    /// everything but the trailing `beam_path`.
+    pub fn hash(&self, bytes: &[u8]) -> Hash {
+        let tail = bincode::serde::encode_to_vec(self.beam_path, CONFIG).map_or(0, |t| t.len());
+        hash_of(&bytes[..bytes.len().saturating_sub(tail)])
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let nf = self.functions.len() as u64;
+        if self.sites.len() > MAX_SITES {
+            return Err(format!(
+                "{} bump sites exceed the limit of {MAX_SITES}",
+                self.sites.len()
+            ));
+        }
+        if let Some((f, _, _)) = self
+            .sites
+            .iter()
+            .chain(self.clauses.iter())
+            .find(|(f, _, _)| u64::from(*f) >= nf)
+        {
+            return Err(format!(
+                "function index {f} is out of range ({nf} functions)"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A pre-encoded metadata record handed to [`encode`].
+pub struct MetaBlob<'a> {
+    pub hash: Hash,
+    pub bytes: &'a [u8],
+}
+
+/// The counters of one build handed to [`encode`]: packed little-endian u64, one per site.
+pub struct CounterRef<'a> {
+    pub meta: Hash,
+    pub packed: &'a [u8],
+}
+
+/// Serialises packed little-endian u64 counts as a sequence of u64 without unpacking them.
+struct Packed<'a>(&'a [u8]);
+
+impl Serialize for Packed<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len() / 8))?;
+        for c in self.0.chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(c);
+            seq.serialize_element(&u64::from_le_bytes(b))?;
+        }
+        seq.end()
+    }
+}
+
+#[derive(Serialize)]
+struct CounterOut<'a> {
+    meta: Hash,
+    counts: Packed<'a>,
+}
+
+#[derive(Deserialize)]
+struct CounterIn {
+    meta: Hash,
+    counts: Vec<u64>,
+}
+
+/// One build's metadata as decoded from a file.
+#[derive(Debug)]
+pub struct DecodedMeta<'a> {
+    pub hash: Hash,
+    pub meta: Meta<'a>,
+    /// The encoded bytes (a slice of the input): re-encoding can copy them as they are.
+    pub bytes: &'a [u8],
+}
+
+/// A decoded snapshot. Strings borrow from the input.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub version: u32,
+    pub content_hash: Hash,
+    pub origins: Vec<Origin<'a>>,
+    pub metas: Vec<DecodedMeta<'a>>,
+    /// `(index into metas, counts)`, one entry per build with counters.
+    pub counters: Vec<(usize, Vec<u64>)>,
+}
+
+/// Everything that can be wrong with snapshot data or with what is given to the encoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotError {
+    Empty,
+    BadMagic {
+        hint: &'static str,
+    },
+    Truncated {
+        section: &'static str,
+        have: usize,
+        need: usize,
+    },
+    FutureVersion {
+        found: u32,
+    },
+    TrailingData {
+        extra: usize,
+    },
+    ChecksumMismatch {
+        stored: u64,
+        computed: u64,
+    },
+    Malformed {
+        section: &'static str,
+        detail: String,
+    },
+    CountMismatch {
+        detail: String,
+    },
+    BadInput(String),
+}
+
+impl SnapshotError {
+    /// A stable, snake_case name for the error, used as the atom on the Elixir side.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SnapshotError::Empty => "empty",
+            SnapshotError::BadMagic { .. } => "not_a_snapshot",
+            SnapshotError::Truncated { .. } => "truncated",
+            SnapshotError::FutureVersion { .. } => "unsupported_version",
+            SnapshotError::TrailingData { .. } => "trailing_data",
+            SnapshotError::ChecksumMismatch { .. } => "checksum_mismatch",
+            SnapshotError::Malformed { .. } => "malformed",
+            SnapshotError::CountMismatch { .. } => "count_mismatch",
+            SnapshotError::BadInput(_) => "bad_input",
+        }
+    }
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotError::Empty => write!(
+                f,
+                "the snapshot is empty (0 bytes): the export was interrupted or the wrong file was given; export it again"
+            ),
+            SnapshotError::BadMagic { hint } => write!(
+                f,
+                "not a LiveCov snapshot (it does not start with the LiveCov magic bytes){hint}"
+            ),
+            SnapshotError::Truncated { section, have, need } => write!(
+                f,
+                "the snapshot is truncated in its {section} section ({have} of {need} bytes): the copy or the export was cut short; export it again"
+            ),
+            SnapshotError::FutureVersion { found } => write!(
+                f,
+                "the snapshot has format version {found}, newer than the version {VERSION} this LiveCov reads: upgrade LiveCov to read it"
+            ),
+            SnapshotError::TrailingData { extra } => write!(
+                f,
+                "the snapshot has {extra} unexpected bytes after its end: it was appended to or concatenated with another file"
+            ),
+            SnapshotError::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "the snapshot is corrupted: its checksum is {stored:016x} but its content hashes to {computed:016x}; export it again"
+            ),
+            SnapshotError::Malformed { section, detail } => write!(
+                f,
+                "the snapshot's {section} section is malformed ({detail}): it was not written by LiveCov or is damaged; export it again"
+            ),
+            SnapshotError::CountMismatch { detail } => write!(f, "{detail}"),
+            SnapshotError::BadInput(d) => write!(f, "cannot encode the snapshot: {d}"),
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// xxh3-128 of `bytes`, as 16 big-endian bytes.
+pub fn hash_of(bytes: &[u8]) -> Hash {
+    xxh3_128(bytes).to_be_bytes()
+}
+
+fn hex(h: &Hash) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn malformed(section: &'static str, detail: impl Into<String>) -> SnapshotError {
+    SnapshotError::Malformed {
+        section,
+        detail: detail.into(),
+    }
+}
+
+fn enc<T: Serialize>(v: &T, out: &mut Vec<u8>) -> Result<(), SnapshotError> {
+    bincode::serde::encode_into_std_write(v, out, CONFIG)
+        .map(|_| ())
+        .map_err(|e| SnapshotError::BadInput(e.to_string()))
+}
+
+fn section(out: &mut Vec<u8>, tag: &[u8; 4], payload: &[u8]) {
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(payload);
+}
+
+/// Encodes a snapshot. Every metadata blob is checked (it decodes, its hash is right) and
+/// every counter entry must name a given metadata hash and have one count per site.
+pub fn encode(
+    origins: &[Origin],
+    metas: &[MetaBlob],
+    counters: &[CounterRef],
+) -> Result<Vec<u8>, SnapshotError> {
+    // Metadata, deduplicated by hash, with each build's number of sites.
+    let mut nsites: HashMap<Hash, usize> = HashMap::with_capacity(metas.len());
+    let mut meta_payload =
+        Vec::with_capacity(metas.iter().map(|m| m.bytes.len()).sum::<usize>() + 10);
+    let mut kept = Vec::with_capacity(metas.len());
+    for m in metas {
+        if nsites.contains_key(&m.hash) {
+            continue;
+        }
+        let (meta, used): (Meta, usize) = bincode::serde::borrow_decode_from_slice(m.bytes, CONFIG)
+            .map_err(|e| SnapshotError::BadInput(format!("invalid metadata blob: {e}")))?;
+        if used != m.bytes.len() {
+            return Err(SnapshotError::BadInput(
+                "metadata blob has trailing bytes".into(),
+            ));
+        }
+        if meta.hash(m.bytes) != m.hash {
+            return Err(SnapshotError::BadInput(format!(
+                "the metadata given under hash {} does not match its bytes",
+                hex(&m.hash)
+            )));
+        }
+        nsites.insert(m.hash, meta.sites.len());
+        kept.push(m.bytes);
+    }
+    enc(&(kept.len() as u64), &mut meta_payload)?;
+    for b in kept {
+        meta_payload.extend_from_slice(b);
+    }
+
+    let mut seen: HashMap<Hash, ()> = HashMap::with_capacity(counters.len());
+    let mut cntr_payload =
+        Vec::with_capacity(counters.iter().map(|c| c.packed.len() / 4).sum::<usize>() + 10);
+    enc(&(counters.len() as u64), &mut cntr_payload)?;
+    for c in counters {
+        let Some(&n) = nsites.get(&c.meta) else {
+            return Err(SnapshotError::BadInput(format!(
+                "counters refer to metadata {} that is not part of the snapshot",
+                hex(&c.meta)
+            )));
+        };
+        if c.packed.len() != n * 8 {
+            return Err(SnapshotError::CountMismatch {
+                detail: format!(
+                    "counters for metadata {} have {} bytes, expected {n} counts ({} bytes)",
+                    hex(&c.meta),
+                    c.packed.len(),
+                    n * 8
+                ),
+            });
+        }
+        if seen.insert(c.meta, ()).is_some() {
+            return Err(SnapshotError::BadInput(format!(
+                "two counter entries for metadata {}: merge them first",
+                hex(&c.meta)
+            )));
+        }
+        enc(
+            &CounterOut {
+                meta: c.meta,
+                counts: Packed(c.packed),
+            },
+            &mut cntr_payload,
+        )?;
+    }
+
+    let mut prov_payload = Vec::new();
+    enc(&origins, &mut prov_payload)?;
+
+    let body_len = 3 * FRAME_LEN + prov_payload.len() + meta_payload.len() + cntr_payload.len();
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.extend_from_slice(&[0u8; HEADER_LEN]);
+    section(&mut out, &SECTIONS[0].0, &prov_payload);
+    section(&mut out, &SECTIONS[1].0, &meta_payload);
+    section(&mut out, &SECTIONS[2].0, &cntr_payload);
+    let checksum = xxh3_64(&out[HEADER_LEN..]);
+    out[0..8].copy_from_slice(&MAGIC);
+    out[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    out[12..16].copy_from_slice(&0u32.to_le_bytes());
+    out[16..24].copy_from_slice(&(body_len as u64).to_le_bytes());
+    out[24..32].copy_from_slice(&checksum.to_le_bytes());
+    Ok(out)
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[..4]);
+    u32::from_le_bytes(a)
+}
+
+fn le_u64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_le_bytes(a)
+}
+
+/// Where a body of `have` bytes (of `need` declared) is cut: the section it ends in.
+fn truncated_section(body: &[u8]) -> &'static str {
+    let mut pos = 0usize;
+    for (_, name) in SECTIONS {
+        if pos + FRAME_LEN > body.len() {
+            return name;
+        }
+        let len = le_u64(&body[pos + 4..]);
+        match pos
+            .checked_add(FRAME_LEN)
+            .and_then(|p| p.checked_add(usize::try_from(len).ok()?))
+        {
+            Some(end) if end <= body.len() => pos = end,
+            _ => return name,
+        }
+    }
+    SECTIONS[2].1
+}
+
+/// Checks the header and the checksum; returns the format version and the body.
+pub fn check_frame(data: &[u8]) -> Result<(u32, &[u8]), SnapshotError> {
+    if data.is_empty() {
+        return Err(SnapshotError::Empty);
+    }
+    let n = data.len().min(MAGIC.len());
+    if data[..n] != MAGIC[..n] {
+        return Err(SnapshotError::BadMagic {
+            hint: foreign_hint(data),
+        });
+    }
+    if data.len() < HEADER_LEN {
+        return Err(SnapshotError::Truncated {
+            section: "header",
+            have: data.len(),
+            need: HEADER_LEN,
+        });
+    }
+    let version = le_u32(&data[8..]);
+    if version > VERSION {
+        return Err(SnapshotError::FutureVersion { found: version });
+    }
+    if version == 0 {
+        return Err(malformed("header", "format version 0 does not exist"));
+    }
+    let flags = le_u32(&data[12..]);
+    if flags != 0 {
+        return Err(malformed("header", format!("unknown flags {flags:#x}")));
+    }
+    let body = &data[HEADER_LEN..];
+    let need = le_u64(&data[16..]);
+    if (body.len() as u64) < need {
+        return Err(SnapshotError::Truncated {
+            section: truncated_section(body),
+            have: data.len(),
+            need: usize::try_from(need)
+                .ok()
+                .and_then(|n| n.checked_add(HEADER_LEN))
+                .unwrap_or(usize::MAX),
+        });
+    }
+    if body.len() as u64 > need {
+        return Err(SnapshotError::TrailingData {
+            extra: body.len() - need as usize,
+        });
+    }
+    let stored = le_u64(&data[24..]);
+    let computed = xxh3_64(body);
+    if stored != computed {
+        return Err(SnapshotError::ChecksumMismatch { stored, computed });
+    }
+    Ok((version, body))
+}
+
+fn foreign_hint(data: &[u8]) -> &'static str {
+    // cover's export: a size byte, then term_to_binary data (131).
+    if data.len() >= 2 && data[1] == 131 {
+        ": it looks like an OTP cover export (.coverdata); import it with LiveCov.Cover.import/1"
+    } else if data.starts_with(b"\x1f\x8b") {
+        ": it is gzip-compressed; decompress it first"
+    } else {
+        ": check the path, or re-export the data with LiveCov.export/2"
+    }
+}
+
+/// Splits the body into its three section payloads.
+fn sections(body: &[u8]) -> Result<[&[u8]; 3], SnapshotError> {
+    let mut out: [&[u8]; 3] = [&[]; 3];
+    let mut pos = 0usize;
+    for (i, (tag, name)) in SECTIONS.iter().enumerate() {
+        if pos + FRAME_LEN > body.len() {
+            return Err(malformed(name, "the section is missing"));
+        }
+        if &body[pos..pos + 4] != tag {
+            return Err(malformed(
+                name,
+                format!(
+                    "expected tag {:?}, found {:?}",
+                    String::from_utf8_lossy(tag),
+                    String::from_utf8_lossy(&body[pos..pos + 4])
+                ),
+            ));
+        }
+        let len = le_u64(&body[pos + 4..]);
+        let start = pos + FRAME_LEN;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|l| start.checked_add(l))
+            .filter(|&e| e <= body.len())
+            .ok_or_else(|| malformed(name, format!("section length {len} exceeds the file")))?;
+        out[i] = &body[start..end];
+        pos = end;
+    }
+    if pos != body.len() {
+        return Err(malformed(
+            "counters",
+            "unexpected bytes after the last section",
+        ));
+    }
+    Ok(out)
+}
+
+/// Reads a bincode varint count and checks it against the bytes left (each item takes at
+/// least `min_item` bytes), so no allocation is ever sized by an unchecked number.
+fn read_len(
+    payload: &[u8],
+    section: &'static str,
+    min_item: usize,
+) -> Result<(usize, usize), SnapshotError> {
+    let (n, used): (u64, usize) = bincode::serde::decode_from_slice(payload, CONFIG)
+        .map_err(|e| malformed(section, format!("bad item count: {e}")))?;
+    let left = (payload.len() - used) as u64;
+    if n.saturating_mul(min_item as u64) > left {
+        return Err(malformed(
+            section,
+            format!("it claims {n} entries but only {left} bytes follow"),
+        ));
+    }
+    Ok((n as usize, used))
+}
+
+/// Decodes and validates a snapshot. Nothing is allocated from an unchecked length.
+pub fn decode(data: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
+    let (version, body) = check_frame(data)?;
+    let [prov, meta, cntr] = sections(body)?;
+
+    let (origins, used): (Vec<Origin>, usize) =
+        bincode::serde::borrow_decode_from_slice(prov, CONFIG)
+            .map_err(|e| malformed("provenance", e.to_string()))?;
+    if used != prov.len() {
+        return Err(malformed(
+            "provenance",
+            "unexpected bytes after the provenance",
+        ));
+    }
+
+    // The smallest Meta: module "", md5, two None, three empty lists.
+    let (n, mut pos) = read_len(meta, "metadata", 22)?;
+    let mut metas = Vec::with_capacity(n);
+    let mut by_hash: HashMap<Hash, usize> = HashMap::with_capacity(n);
+    for i in 0..n {
+        let (m, used): (Meta, usize) =
+            bincode::serde::borrow_decode_from_slice(&meta[pos..], CONFIG)
+                .map_err(|e| malformed("metadata", format!("entry {i}: {e}")))?;
+        m.validate()
+            .map_err(|d| malformed("metadata", format!("module {}: {d}", m.module)))?;
+        let bytes = &meta[pos..pos + used];
+        let hash = m.hash(bytes);
+        if by_hash.insert(hash, i).is_some() {
+            return Err(malformed(
+                "metadata",
+                format!("module {} appears twice", m.module),
+            ));
+        }
+        metas.push(DecodedMeta {
+            hash,
+            meta: m,
+            bytes,
+        });
+        pos += used;
+    }
+    if pos != meta.len() {
+        return Err(malformed(
+            "metadata",
+            "unexpected bytes after the last entry",
+        ));
+    }
+
+    // The smallest Counter: a hash and an empty list.
+    let (n, mut pos) = read_len(cntr, "counters", 17)?;
+    let mut counters = Vec::with_capacity(n);
+    let mut seen = vec![false; metas.len()];
+    for i in 0..n {
+        let (c, used): (CounterIn, usize) = bincode::serde::decode_from_slice(&cntr[pos..], CONFIG)
+            .map_err(|e| malformed("counters", format!("entry {i}: {e}")))?;
+        pos += used;
+        let Some(&idx) = by_hash.get(&c.meta) else {
+            return Err(malformed(
+                "counters",
+                format!(
+                    "entry {i} refers to metadata {} that is not in the file",
+                    hex(&c.meta)
+                ),
+            ));
+        };
+        let m = &metas[idx].meta;
+        if c.counts.len() != m.sites.len() {
+            return Err(malformed(
+                "counters",
+                format!(
+                    "module {} has {} sites but {} counts",
+                    m.module,
+                    m.sites.len(),
+                    c.counts.len()
+                ),
+            ));
+        }
+        if std::mem::replace(&mut seen[idx], true) {
+            return Err(malformed(
+                "counters",
+                format!("module {} has two counter entries", m.module),
+            ));
+        }
+        counters.push((idx, c.counts));
+    }
+    if pos != cntr.len() {
+        return Err(malformed(
+            "counters",
+            "unexpected bytes after the last entry",
+        ));
+    }
+
+    Ok(Decoded {
+        version,
+        content_hash: hash_of(body),
+        origins,
+        metas,
+        counters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample_meta(module: &str, nsites: u32) -> (Hash, Vec<u8>) {
+        let meta = Meta {
+            module,
+            md5: [7; 16],
+            source: Some("/src/m.erl"),
+            beam_path: None,
+            functions: vec![("f", 1), ("g", 0)],
+            sites: (0..nsites).map(|i| (i % 2, 1, 10 + i)).collect(),
+            clauses: vec![(0, 1, nsites / 2), (1, 1, nsites - nsites / 2)],
+        };
+        meta.encode().unwrap()
+    }
+
+    fn packed(v: &[u64]) -> Vec<u8> {
+        v.iter().flat_map(|c| c.to_le_bytes()).collect()
+    }
+
+    fn origin() -> Origin<'static> {
+        Origin {
+            node: "a@host",
+            os_pid: "4242",
+            time_ms: 1_700_000_000_000,
+            labels: vec![("run", "17"), ("git", "abc")],
+        }
+    }
+
+    pub(crate) fn sample_file() -> Vec<u8> {
+        let (h1, b1) = sample_meta("m1", 3);
+        let (h2, b2) = sample_meta("m2", 2);
+        let c1 = packed(&[1, 0, 300]);
+        let c2 = packed(&[u64::MAX, 5]);
+        encode(
+            &[origin()],
+            &[
+                MetaBlob {
+                    hash: h1,
+                    bytes: &b1,
+                },
+                MetaBlob {
+                    hash: h2,
+                    bytes: &b2,
+                },
+            ],
+            &[
+                CounterRef {
+                    meta: h1,
+                    packed: &c1,
+                },
+                CounterRef {
+                    meta: h2,
+                    packed: &c2,
+                },
+            ],
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let file = sample_file();
+        let d = decode(&file).unwrap();
+        assert_eq!(d.version, VERSION);
+        assert_eq!(d.origins, vec![origin()]);
+        assert_eq!(d.metas.len(), 2);
+        assert_eq!(d.metas[0].meta.module, "m1");
+        assert_eq!(
+            d.metas[0].meta.sites,
+            vec![(0, 1, 10), (1, 1, 11), (0, 1, 12)]
+        );
+        assert_eq!(d.metas[0].meta.source, Some("/src/m.erl"));
+        assert_eq!(d.metas[1].hash, sample_meta("m2", 2).0);
+        assert_eq!(
+            d.counters,
+            vec![(0, vec![1, 0, 300]), (1, vec![u64::MAX, 5])]
+        );
+        assert_eq!(d.content_hash, hash_of(&file[HEADER_LEN..]));
+        // Re-encoding from the decoded parts gives the same bytes.
+        let blobs: Vec<_> = d
+            .metas
+            .iter()
+            .map(|m| MetaBlob {
+                hash: m.hash,
+                bytes: m.bytes,
+            })
+            .collect();
+        let ps: Vec<_> = d
+            .counters
+            .iter()
+            .map(|(i, c)| (d.metas[*i].hash, packed(c)))
+            .collect();
+        let cs: Vec<_> = ps
+            .iter()
+            .map(|(h, p)| CounterRef {
+                meta: *h,
+                packed: p,
+            })
+            .collect();
+        assert_eq!(encode(&d.origins, &blobs, &cs).unwrap(), file);
+    }
+
+    #[test]
+    fn empty_snapshot_round_trips() {
+        let file = encode(&[], &[], &[]).unwrap();
+        let d = decode(&file).unwrap();
+        assert!(d.origins.is_empty() && d.metas.is_empty() && d.counters.is_empty());
+    }
+
+    #[test]
+    fn metadata_hash_identifies_the_build() {
+        let (a, _) = sample_meta("m", 3);
+        let (b, _) = sample_meta("m", 3);
+        let (c, _) = sample_meta("m", 4);
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let mut other = Meta {
+            module: "m",
+            md5: [8; 16],
+            source: Some("/src/m.erl"),
+            beam_path: None,
+            functions: vec![("f", 1), ("g", 0)],
+            sites: (0..3).map(|i| (i % 2, 1, 10 + i)).collect(),
+            clauses: vec![(0, 1, 1), (1, 1, 2)],
+        };
+        assert_ne!(other.encode().unwrap().0, a, "another md5 is another build");
+        let elsewhere = Meta {
+            beam_path: Some("/other/dir/m.beam"),
+            ..other.clone()
+        };
+        assert_eq!(
+            elsewhere.encode().unwrap().0,
+            other.encode().unwrap().0,
+            "beam path is not identity"
+        );
+        let moved = Meta {
+            source: Some("/other/src/m.erl"),
+            ..other.clone()
+        };
+        assert_ne!(
+            moved.encode().unwrap().0,
+            other.encode().unwrap().0,
+            "source path is identity"
+        );
+        other.functions.clear();
+        assert_eq!(other.encode().unwrap_err().kind(), "bad_input");
+    }
+
+    #[test]
+    fn encoder_checks_its_input() {
+        let (h, b) = sample_meta("m", 2);
+        let ok = packed(&[1, 2]);
+        let short = packed(&[1]);
+        let blob = [MetaBlob { hash: h, bytes: &b }];
+        let e = encode(
+            &[],
+            &blob,
+            &[CounterRef {
+                meta: h,
+                packed: &short,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "count_mismatch");
+        let e = encode(
+            &[],
+            &[],
+            &[CounterRef {
+                meta: h,
+                packed: &ok,
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "bad_input");
+        let bad = [MetaBlob {
+            hash: [0; 16],
+            bytes: &b,
+        }];
+        assert_eq!(encode(&[], &bad, &[]).unwrap_err().kind(), "bad_input");
+        let twice = [
+            CounterRef {
+                meta: h,
+                packed: &ok,
+            },
+            CounterRef {
+                meta: h,
+                packed: &ok,
+            },
+        ];
+        assert_eq!(encode(&[], &blob, &twice).unwrap_err().kind(), "bad_input");
+        // The same metadata twice is written once.
+        let two = [
+            MetaBlob { hash: h, bytes: &b },
+            MetaBlob { hash: h, bytes: &b },
+        ];
+        assert_eq!(
+            decode(&encode(&[], &two, &[]).unwrap())
+                .unwrap()
+                .metas
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn empty_and_foreign_data() {
+        assert_eq!(decode(&[]).unwrap_err(), SnapshotError::Empty);
+        let e = decode(b"hello world, this is not a snapshot at all").unwrap_err();
+        assert_eq!(e.kind(), "not_a_snapshot");
+        let e = decode(&[20, 131, 104, 3]).unwrap_err();
+        assert!(e.to_string().contains("LiveCov.Cover.import"), "{e}");
+        let e = decode(b"\x1f\x8b\x08\x00").unwrap_err();
+        assert!(e.to_string().contains("gzip"), "{e}");
+    }
+
+    #[test]
+    fn truncated_at_every_length_names_the_section() {
+        let file = sample_file();
+        let body = &file[HEADER_LEN..];
+        // Section boundaries within the file.
+        let mut bounds = vec![];
+        let mut pos = 0;
+        for _ in 0..3 {
+            let len = le_u64(&body[pos + 4..]) as usize;
+            bounds.push(HEADER_LEN + pos + FRAME_LEN + len);
+            pos += FRAME_LEN + len;
+        }
+        for cut in 1..file.len() {
+            let e = decode(&file[..cut]).unwrap_err();
+            let want = if cut < HEADER_LEN {
+                "header"
+            } else if cut < bounds[0] {
+                "provenance"
+            } else if cut < bounds[1] {
+                "metadata"
+            } else {
+                "counters"
+            };
+            match e {
+                SnapshotError::Truncated { section, .. } => {
+                    assert_eq!(section, want, "cut at {cut}")
+                }
+                other => panic!("cut at {cut}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn every_flipped_byte_is_detected() {
+        let file = sample_file();
+        for i in 0..file.len() {
+            for bit in [0x01u8, 0x80] {
+                let mut f = file.clone();
+                f[i] ^= bit;
+                let e = decode(&f).expect_err(&format!("flip at {i} went unnoticed"));
+                let want: &[&str] = match i {
+                    0..=7 => &["not_a_snapshot"],
+                    8..=11 => &["unsupported_version", "malformed"],
+                    12..=15 => &["malformed"],
+                    16..=23 => &["truncated", "trailing_data"],
+                    _ => &["checksum_mismatch"],
+                };
+                assert!(want.contains(&e.kind()), "flip at {i}: {e:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn future_version_and_trailing_data() {
+        let mut f = sample_file();
+        f[8..12].copy_from_slice(&2u32.to_le_bytes());
+        let e = decode(&f).unwrap_err();
+        assert_eq!(e, SnapshotError::FutureVersion { found: 2 });
+        assert!(e.to_string().contains("upgrade LiveCov"));
+        let mut f = sample_file();
+        f.push(0);
+        assert_eq!(
+            decode(&f).unwrap_err(),
+            SnapshotError::TrailingData { extra: 1 }
+        );
+    }
+
+    /// Rewrites a file's checksum so that structural checks behind it are reached.
+    fn reseal(mut f: Vec<u8>) -> Vec<u8> {
+        let body_len = (f.len() - HEADER_LEN) as u64;
+        f[16..24].copy_from_slice(&body_len.to_le_bytes());
+        let sum = xxh3_64(&f[HEADER_LEN..]);
+        f[24..32].copy_from_slice(&sum.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn structurally_bad_bodies_with_a_valid_checksum() {
+        let file = sample_file();
+        // Every byte of the body replaced, checksum fixed: never a panic, and either an
+        // error or a snapshot that still validates.
+        for i in HEADER_LEN..file.len() {
+            for v in [0u8, 0xff, 0x7f] {
+                let mut f = file.clone();
+                f[i] = v;
+                let f = reseal(f);
+                if let Ok(d) = decode(&f) {
+                    for (idx, c) in &d.counters {
+                        assert_eq!(c.len(), d.metas[*idx].meta.sites.len());
+                    }
+                }
+            }
+        }
+        // A wrong section tag.
+        let mut f = file.clone();
+        f[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(b"XXXX");
+        let e = decode(&reseal(f)).unwrap_err();
+        assert_eq!(e.kind(), "malformed");
+        assert!(e.to_string().contains("provenance"), "{e}");
+        // Huge claimed lengths never allocate.
+        let mut f = file[..HEADER_LEN].to_vec();
+        f.extend_from_slice(b"PROV");
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.push(0);
+        f.extend_from_slice(b"META");
+        let huge = bincode::serde::encode_to_vec(u64::MAX / 2, CONFIG).unwrap();
+        f.extend_from_slice(&(huge.len() as u64).to_le_bytes());
+        f.extend_from_slice(&huge);
+        f.extend_from_slice(b"CNTR");
+        f.extend_from_slice(&1u64.to_le_bytes());
+        f.push(0);
+        let e = decode(&reseal(f)).unwrap_err();
+        assert_eq!(e.kind(), "malformed");
+        assert!(e.to_string().contains("metadata"), "{e}");
+    }
+
+    #[test]
+    fn random_bodies_behind_a_valid_header_never_panic() {
+        // A deterministic xorshift generator: garbage of every length up to 300 bytes, some
+        // starting with valid section frames, all with a correct checksum.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let good = sample_file();
+        for len in 0..300usize {
+            for variant in 0..8 {
+                let mut f = good[..HEADER_LEN].to_vec();
+                if variant % 2 == 1 {
+                    f.extend_from_slice(b"PROV");
+                    f.extend_from_slice(&(next() % 64).to_le_bytes());
+                }
+                f.extend((0..len).map(|_| next() as u8));
+                let f = reseal(f);
+                let _ = decode(&f);
+            }
+        }
+    }
+
+    #[test]
+    fn counters_must_match_their_metadata() {
+        let (h1, b1) = sample_meta("m1", 3);
+        // Hand-build a counters section naming a hash that is not in the file.
+        let mut meta_payload = bincode::serde::encode_to_vec(1u64, CONFIG).unwrap();
+        meta_payload.extend_from_slice(&b1);
+        let mut cntr = bincode::serde::encode_to_vec(1u64, CONFIG).unwrap();
+        let mut other = h1;
+        other[0] ^= 1;
+        cntr.extend(
+            bincode::serde::encode_to_vec(
+                CounterOut {
+                    meta: other,
+                    counts: Packed(&packed(&[1, 2, 3])),
+                },
+                CONFIG,
+            )
+            .unwrap(),
+        );
+        let build = |cntr: &[u8]| {
+            let mut f = vec![0u8; HEADER_LEN];
+            f[0..8].copy_from_slice(&MAGIC);
+            f[8..12].copy_from_slice(&VERSION.to_le_bytes());
+            section(&mut f, b"PROV", &[0]);
+            section(&mut f, b"META", &meta_payload);
+            section(&mut f, b"CNTR", cntr);
+            reseal(f)
+        };
+        let e = decode(&build(&cntr)).unwrap_err();
+        assert!(e.to_string().contains("not in the file"), "{e}");
+        let mut cntr = bincode::serde::encode_to_vec(1u64, CONFIG).unwrap();
+        cntr.extend(
+            bincode::serde::encode_to_vec(
+                CounterOut {
+                    meta: h1,
+                    counts: Packed(&packed(&[1, 2])),
+                },
+                CONFIG,
+            )
+            .unwrap(),
+        );
+        let e = decode(&build(&cntr)).unwrap_err();
+        assert!(e.to_string().contains("3 sites but 2 counts"), "{e}");
+    }
+}

@@ -1,0 +1,122 @@
+defmodule LiveCov.ExUnitTest do
+  use ExUnit.Case, async: false
+
+  alias LiveCov.Snapshot
+  alias LiveCov.Test.FixtureBuild
+
+  @fx "test/fixtures/snapshot/snap_fx.erl"
+
+  setup_all do
+    {:ok, _} = Application.ensure_all_started(:live_cov)
+    dir = FixtureBuild.erlang([@fx, "test/fixtures/snapshot/snap_fx2.erl"])
+    on_exit(fn -> LiveCov.stop() end)
+    {:ok, fixtures: dir}
+  end
+
+  setup do
+    LiveCov.stop()
+    :ok = LiveCov.ExUnit.start()
+    LiveCov.ExUnit.clear()
+    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
+    {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
+    :ok
+  end
+
+  # Runs `fun` as a test named `name` would run under `use LiveCov.ExUnit`: the setup
+  # callback, the test body, then the on_exit callback it registered.
+  defp run_test(name, fun) do
+    me = self()
+
+    :ok =
+      LiveCov.ExUnit.record(%{module: FakeTest, test: name}, fn _ref, cb ->
+        send(me, {:cb, cb})
+      end)
+
+    fun.()
+    assert_received {:cb, cb}
+    cb.()
+  end
+
+  test "records what each test ran and says which tests covered a file:line" do
+    run_test(:"test negative", fn -> apply(:snap_fx, :classify, [-1]) end)
+    run_test(:"test even", fn -> apply(:snap_fx, :classify, [4]) end)
+    run_test(:"test both", fn -> for n <- [-2, 6, 8], do: apply(:snap_fx, :classify, [n]) end)
+    run_test(:"test nothing", fn -> :ok end)
+
+    src = LiveCov.Registry.lookup(:snap_fx).source |> to_string()
+    # Line 9: `negative`; line 14: `0 -> even`.
+    names = fn file, line ->
+      for %{test: t} <- LiveCov.ExUnit.tests_covering(file, line), do: t
+    end
+
+    assert names.(src, 9) == [:"test both", :"test negative"]
+    assert names.(src, 14) == [:"test both", :"test even"]
+    # A relative path matches as a suffix.
+    assert names.("test/fixtures/snapshot/snap_fx.erl", 14) == [:"test both", :"test even"]
+    assert names.(src, 11) == []
+    assert names.("other.erl", 9) == []
+
+    assert [%{module: FakeTest, count: 2, file: ^src}] =
+             LiveCov.ExUnit.tests_covering(src, 14) |> Enum.filter(&(&1.test == :"test both"))
+
+    assert LiveCov.ExUnit.covered_by(FakeTest, :"test negative") == %{src => %{9 => 1}}
+    assert LiveCov.ExUnit.covered_by(FakeTest, :"test nothing") == %{}
+    assert LiveCov.ExUnit.covered_by(FakeTest, :unknown) == nil
+    assert map_size(LiveCov.ExUnit.results()) == 4
+
+    # The stored delta is a snapshot of what the test ran.
+    d = LiveCov.ExUnit.delta(FakeTest, :"test even")
+    assert {:ok, {:snap_fx, 1}} = Snapshot.analyse(d, :snap_fx, :calls, :module)
+    assert [%{labels: %{"test" => "FakeTest test even"}}] = d.provenance
+
+    LiveCov.ExUnit.clear()
+    assert LiveCov.ExUnit.results() == %{}
+  end
+
+  test "a reset during a test counts what ran since" do
+    run_test(:"test reset", fn ->
+      apply(:snap_fx, :classify, [-1])
+      LiveCov.reset()
+      apply(:snap_fx, :add, [1, 1])
+    end)
+
+    src = LiveCov.Registry.lookup(:snap_fx).source |> to_string()
+    assert LiveCov.ExUnit.covered_by(FakeTest, :"test reset") == %{src => %{6 => 1}}
+  end
+
+  @tag timeout: 120_000
+  test "use LiveCov.ExUnit in a real ExUnit run", %{fixtures: fixtures} do
+    ebin = :code.lib_dir(:live_cov) |> Path.join("ebin")
+
+    script = """
+    Code.prepend_path(#{inspect(ebin)})
+    Code.prepend_path(#{inspect(fixtures)})
+    {:ok, _} = Application.ensure_all_started(:live_cov)
+    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
+    LiveCov.ExUnit.start()
+    ExUnit.start(autorun: false, formatters: [])
+
+    defmodule ClassifyTest do
+      use ExUnit.Case
+      use LiveCov.ExUnit
+      test "negative", do: assert(:snap_fx.classify(-5) == :negative)
+      test "zero", do: assert(:snap_fx.classify(0) == :zero)
+      test "odd", do: assert(:snap_fx.classify(7) == :odd)
+    end
+
+    %{failures: 0} = ExUnit.run()
+    src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
+    result = for l <- [9, 11, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), & &1.test)}
+    IO.puts("RESULT " <> inspect(result))
+    """
+
+    path =
+      Path.join(System.tmp_dir!(), "live_cov_exunit_#{System.unique_integer([:positive])}.exs")
+
+    File.write!(path, script)
+    {out, status} = System.cmd("elixir", [path], stderr_to_stdout: true)
+    File.rm(path)
+    assert status == 0, out
+    assert out =~ ~s(RESULT [{9, [:"test negative"]}, {11, [:"test zero"]}, {15, [:"test odd"]}])
+  end
+end
