@@ -72,7 +72,8 @@ defmodule LiveCov.Stats do
             ignored_modules: [],
             skipped_modules: [],
             root: nil,
-            generated_at: nil
+            generated_at: nil,
+            exact: true
 
   @type t :: %__MODULE__{
           coverage: float(),
@@ -85,7 +86,8 @@ defmodule LiveCov.Stats do
           ignored_modules: [atom()],
           skipped_modules: [{atom(), String.t()}],
           root: String.t() | nil,
-          generated_at: DateTime.t()
+          generated_at: DateTime.t(),
+          exact: boolean()
         }
 
   @type module_data :: %{
@@ -316,7 +318,15 @@ defmodule LiveCov.Stats do
 
       true ->
         source = if is_list(source), do: List.to_string(source), else: source
-        {:ok, %{module: mod, source: source, lines: lines, functions: functions}}
+
+        {:ok,
+         %{
+           module: mod,
+           source: source,
+           lines: lines,
+           functions: functions,
+           exact: Map.get(e, :exact, true) != false
+         }}
     end
   end
 
@@ -382,7 +392,10 @@ defmodule LiveCov.Stats do
         |> Enum.uniq()
         |> Enum.sort(),
       root: cfg.root,
-      generated_at: cfg.generated_at
+      generated_at: cfg.generated_at,
+      # In adaptive mode (`mode: :coverage`) counts of removed bump sites are frozen: the
+      # report still tells hit from missed exactly, but counts are lower bounds.
+      exact: Enum.all?(entries, & &1.exact)
     }
   end
 

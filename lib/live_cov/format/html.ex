@@ -71,6 +71,7 @@ defmodule LiveCov.Format.HTML do
       escape_xml(LiveCov.Format.timestamp(stats)),
       "</p>\n",
       missing_note(stats),
+      inexact_note(stats),
       "</header>\n",
       index(stats, files, threshold),
       Enum.map(files, &file_section(&1, threshold)),
@@ -79,6 +80,13 @@ defmodule LiveCov.Format.HTML do
       "</script>\n</body>\n</html>\n"
     ]
   end
+
+  defp inexact_note(%{exact: false}) do
+    "<p class=\"meta inexact\">Adaptive coverage (mode: :coverage): hit and missed lines are exact; " <>
+      "counts are lower bounds (a line's counter is removed once it has run).</p>\n"
+  end
+
+  defp inexact_note(_), do: []
 
   defp missing_note(%{missing_sources: []}), do: []
 

@@ -62,6 +62,7 @@ defmodule LiveCov.Format.JSON do
       hits: s.hits,
       misses: s.misses,
       generated_at: LiveCov.Format.timestamp(s),
+      exact: s.exact,
       root: s.root,
       missing_sources: s.missing_sources,
       skipped_files: s.skipped_files,

@@ -96,7 +96,11 @@ defmodule LiveCov.Format.Terminal do
       ),
       "\n----------------\n",
       verdict,
-      "\n"
+      "\n",
+      if(stats.exact,
+        do: [],
+        else: "Counts are lower bounds (mode: :coverage); hit and missed lines are exact.\n"
+      )
     ]
   end
 
