@@ -33,7 +33,8 @@ defmodule LiveCov.Bench.AgentLoad do
           rounds: :integer,
           modules: :integer,
           functions: :integer,
-          formats: :string
+          formats: :string,
+          identity: :boolean
         ]
       )
 
@@ -48,6 +49,10 @@ defmodule LiveCov.Bench.AgentLoad do
       opts
       |> Keyword.get(:formats, "lcov,cobertura,json,html,coveralls,terminal")
       |> String.split(",", trim: true)
+
+    # Clients ask for gzip (as browsers, `curl --compressed` and Prometheus do) unless
+    # --identity is given (as a plain :httpc client).
+    encoding = if Keyword.get(opts, :identity, false), do: "identity", else: "gzip"
 
     {:ok, _} = Application.ensure_all_started(:live_cov)
     {app, dir, mods} = build_app(nmods, nfuns)
@@ -74,7 +79,9 @@ defmodule LiveCov.Bench.AgentLoad do
     IO.puts(:stderr, "#{clients} clients × #{rounds} requests ...")
 
     {ops, {requests, wall_ms, from, to}} =
-      with_traffic_result(mods, fn -> run_clients(agent.port, clients, rounds, formats) end)
+      with_traffic_result(mods, fn ->
+        run_clients(agent.port, clients, rounds, formats, encoding)
+      end)
 
     # Only the operations due while the clients were at it (not while their BEAM started).
     load = stats(for {at, us} <- ops, at >= from and at <= to, do: us)
@@ -89,6 +96,7 @@ defmodule LiveCov.Bench.AgentLoad do
       clients: clients,
       rounds: rounds,
       formats: formats,
+      encoding: encoding,
       nmods: nmods,
       nfuns: nfuns,
       sites: sites,
@@ -223,7 +231,7 @@ defmodule LiveCov.Bench.AgentLoad do
   ## The load generator (another BEAM)
 
   @client ~S"""
-  [port, token, clients, rounds, formats, out] = System.argv()
+  [port, token, clients, rounds, formats, encoding, out] = System.argv()
   port = String.to_integer(port)
   clients = String.to_integer(clients)
   rounds = String.to_integer(rounds)
@@ -232,8 +240,11 @@ defmodule LiveCov.Bench.AgentLoad do
   defmodule C do
     def connect(port), do: :gen_tcp.connect({127, 0, 0, 1}, port, [:binary, active: false, packet: :raw], 10_000)
 
-    def request(sock, path, token) do
-      req = "GET #{path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer #{token}\r\n\r\n"
+    def request(sock, path, token, encoding) do
+      req =
+        "GET #{path} HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer #{token}\r\n" <>
+          "accept-encoding: #{encoding}\r\n\r\n"
+
       with :ok <- :gen_tcp.send(sock, req), do: read(sock, "")
     end
 
@@ -269,7 +280,7 @@ defmodule LiveCov.Bench.AgentLoad do
           for r <- 1..rounds do
             f = elem(formats, rem(c + r, tuple_size(formats)))
             t0 = System.monotonic_time(:microsecond)
-            res = C.request(sock, "/report/" <> f, token)
+            res = C.request(sock, "/report/" <> f, token, encoding)
             us = System.monotonic_time(:microsecond) - t0
 
             case res do
@@ -291,7 +302,7 @@ defmodule LiveCov.Bench.AgentLoad do
   File.write!(out, :erlang.term_to_binary({results, wall, from, System.os_time(:microsecond)}))
   """
 
-  defp run_clients(port, clients, rounds, formats) do
+  defp run_clients(port, clients, rounds, formats, encoding) do
     out =
       Path.join(
         System.tmp_dir!(),
@@ -310,6 +321,7 @@ defmodule LiveCov.Bench.AgentLoad do
       Integer.to_string(clients),
       Integer.to_string(rounds),
       Enum.join(formats, ","),
+      encoding,
       out
     ]
 
@@ -353,22 +365,23 @@ defmodule LiveCov.Bench.AgentLoad do
     IO.puts("""
     <!-- bench/agent_load.exs -->
 
-    ## Agent under load: #{r.clients} concurrent clients × #{r.rounds} report requests
+    ## Agent under load: #{r.clients} concurrent clients × #{r.rounds} report requests (#{r.encoding})
 
     Machine: #{cpu_model()}, #{cpu} logical CPUs available. OTP #{System.otp_release()}, Elixir #{System.version()}, #{System.schedulers_online()} schedulers.
     Application: #{r.nmods} instrumented Erlang modules × #{r.nfuns} functions, #{r.sites} bump sites (LiveCov `mode: :counts`), one
     traffic worker per scheduler running an operation every 2 ms. Load generator: a second BEAM on the
     same machine, #{r.clients} keep-alive connections to the agent on 127.0.0.1, started together; each
     client sends #{r.rounds} `GET /report/<format>` back to back, formats in rotation
-    (#{Enum.join(r.formats, ", ")}). Latency: from sending the request to its last byte.
+    (#{Enum.join(r.formats, ", ")}), `accept-encoding: #{r.encoding}`. Latency: from sending the
+    request to its last byte.
 
-    | requests | errors | p50 | p95 | p99 | max | wall | requests/s |
-    |--:|--:|--:|--:|--:|--:|--:|--:|
-    | #{n} | #{r.errors} | #{ms(all.p50)} | #{ms(all.p95)} | #{ms(all.p99)} | #{ms(all.max)} | #{Float.round(r.wall_ms / 1000, 2)} s | #{Float.round(n * 1000 / max(r.wall_ms, 1), 1)} |
+    | requests | errors | p50 | p95 | p99 | max | wall | requests/s | bytes received |
+    |--:|--:|--:|--:|--:|--:|--:|--:|--:|
+    | #{n} | #{r.errors} | #{ms(all.p50)} | #{ms(all.p95)} | #{ms(all.p99)} | #{ms(all.max)} | #{Float.round(r.wall_ms / 1000, 2)} s | #{Float.round(n * 1000 / max(r.wall_ms, 1), 1)} | #{kb(Enum.sum(Enum.map(r.requests, & &1.bytes)))} |
 
     Per format:
 
-    | format | report size | requests | errors | p50 | p95 | p99 | max |
+    | format | report size (uncompressed) | requests | errors | p50 | p95 | p99 | max |
     |---|--:|--:|--:|--:|--:|--:|--:|
     #{Enum.map_join(r.formats, "\n", fn f -> format_row(f, r) end)}
 

@@ -36,8 +36,9 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = "--consumers" ] && [ -x scripts/install_report_consumers.sh ]; then
-  echo "==> installing report consumers (lcov, chromium, pycobertura)"
+  echo "==> installing test consumers (lcov, chromium, pycobertura, promtool)"
   scripts/install_report_consumers.sh || echo "WARNING: some report consumers could not be installed; their tests will say so and skip" >&2
+  scripts/install_agent_tools.sh || echo "WARNING: promtool/prometheus_client could not be installed; the metrics tests will say so and skip" >&2
 fi
 
 export MIX_ENV="${MIX_ENV:-dev}"

@@ -45,8 +45,10 @@ defmodule LiveCov.Agent do
   500 and affects nothing else. Reports, coverage, status and metrics are coalesced (many
   identical concurrent requests share one computation), bounded (`:max_concurrent`) and run
   at low process priority so the application keeps the schedulers; large counter tables are
-  read on dirty schedulers. Bodies over `:max_body_bytes` are refused with 413 before they
-  are read, connections over `:max_clients` get 503. The agent runs under its own
+  read on dirty schedulers; the connection processes themselves run at low priority. Clients
+  that send `Accept-Encoding: gzip` get reports, metrics and snapshots compressed (once per
+  shared computation). Bodies over `:max_body_bytes` are refused with 413 before they are
+  read, connections over `:max_clients` get 503. The agent runs under its own
   supervisor, which gives up on an agent that keeps crashing rather than take LiveCov down.
   """
 

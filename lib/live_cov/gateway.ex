@@ -49,13 +49,8 @@ defmodule LiveCov.Gateway do
          :ok <- distribution(config) do
       children = [{Server, config}, {Http, config}]
 
-      case Supervisor.start_link(children,
-             strategy: :one_for_one,
-             name: LiveCov.Gateway.Supervisor
-           ) do
-        {:ok, pid} ->
-          Process.unlink(pid)
-
+      case start_unlinked(children, strategy: :one_for_one, name: LiveCov.Gateway.Supervisor) do
+        {:ok, _pid} ->
           {:ok,
            %{
              url: Http.url(),
@@ -66,6 +61,31 @@ defmodule LiveCov.Gateway do
         {:error, reason} ->
           {:error, start_error(reason)}
       end
+    end
+  end
+
+  # The supervisor must outlive the caller (an iex shell, an :erpc call, a Mix task) and a
+  # failed start must not kill the caller with an exit signal: it is started from a
+  # short-lived process that traps exits, then unlinked.
+  defp start_unlinked(children, opts) do
+    caller = self()
+    tag = make_ref()
+
+    {_pid, mon} =
+      spawn_monitor(fn ->
+        Process.flag(:trap_exit, true)
+        result = Supervisor.start_link(children, opts)
+        with {:ok, sup} <- result, do: Process.unlink(sup)
+        send(caller, {tag, result})
+      end)
+
+    receive do
+      {^tag, result} ->
+        Process.demonitor(mon, [:flush])
+        result
+
+      {:DOWN, ^mon, _, _, reason} ->
+        {:error, reason}
     end
   end
 

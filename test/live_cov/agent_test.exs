@@ -335,6 +335,47 @@ defmodule LiveCov.AgentTest do
       assert Enum.all?(LiveCov.JSON.decode!(body)["files"], &String.starts_with?(&1["path"], tmp))
     end
 
+    test "clients that accept gzip get compressed bodies", %{url: url} do
+      {200, plain_headers, plain} = http(url, :get, "/report/html")
+      refute Map.has_key?(plain_headers, "content-encoding")
+      assert plain_headers["vary"] == "accept-encoding"
+
+      for accept <- ["gzip", "deflate, gzip;q=0.8", "*"] do
+        assert {200, headers, zipped} =
+                 http(url, :get, "/report/html", headers: [{"accept-encoding", accept}])
+
+        assert headers["content-encoding"] == "gzip"
+        assert byte_size(zipped) < byte_size(plain)
+        # Same report (the timestamp aside).
+        strip = &Regex.replace(~r/\d{4}-\d\d-\d\dT[\d:]+Z/, &1, "")
+        assert strip.(:zlib.gunzip(zipped)) == strip.(plain)
+      end
+
+      assert {200, headers, _} =
+               http(url, :get, "/report/html", headers: [{"accept-encoding", "gzip;q=0"}])
+
+      refute Map.has_key?(headers, "content-encoding")
+
+      # Small bodies are sent as they are.
+      {200, _, snap} = http(url, :get, "/snapshot")
+
+      {200, headers, data} = http(url, :get, "/snapshot", headers: [{"accept-encoding", "gzip"}])
+
+      data = if headers["content-encoding"] == "gzip", do: :zlib.gunzip(data), else: data
+      assert headers["content-encoding"] == if(byte_size(snap) >= 1024, do: "gzip")
+      assert {:ok, a} = LiveCov.Snapshot.decode(data)
+      assert {:ok, b} = LiveCov.Snapshot.decode(snap)
+      assert a.counts == b.counts
+
+      # Prometheus asks for gzip.
+      {200, _, text} = http(url, :get, "/metrics")
+
+      {200, headers, zipped} = http(url, :get, "/metrics", headers: [{"accept-encoding", "gzip"}])
+
+      assert headers["content-encoding"] == "gzip"
+      assert :zlib.gunzip(zipped) == text
+    end
+
     test "an unknown format is a 404 naming the valid ones", %{url: url} do
       assert {404, _, body} = http(url, :get, "/report/pdf")
 
@@ -608,6 +649,11 @@ defmodule LiveCov.AgentTest do
 
     headers =
       if token, do: [{~c"authorization", String.to_charlist("Bearer " <> token)}], else: []
+
+    headers =
+      headers ++
+        for {k, v} <- Keyword.get(opts, :headers, []),
+            do: {String.to_charlist(k), String.to_charlist(v)}
 
     target = String.to_charlist(url <> path)
 

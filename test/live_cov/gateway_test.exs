@@ -62,9 +62,15 @@ defmodule LiveCov.GatewayTest do
   end
 
   defp tmp(tag) do
-    dir = Path.join(System.tmp_dir!(), "live_cov_#{tag}_#{System.unique_integer([:positive])}")
+    dir =
+      Path.join(
+        System.tmp_dir!(),
+        "live_cov_#{tag}_#{System.unique_integer([:positive])}_#{System.os_time(:nanosecond)}"
+      )
 
+    File.rm_rf!(dir)
     File.mkdir_p!(dir)
+    ExUnit.Callbacks.on_exit(fn -> File.rm_rf(dir) end)
     dir
   end
 
@@ -408,6 +414,9 @@ defmodule LiveCov.GatewayTest do
 
       assert page =~ ~s(<tr class="line miss" id="L5">)
 
+      {:ok, {{_, 200, _}, _, ""}} =
+        :httpc.request(:head, {String.to_charlist(info.url <> "/"), []}, [], body_format: :binary)
+
       {200, h, css} = http(:get, info.url <> "/assets/gateway.css")
       assert h["content-type"] =~ "text/css" and css =~ ":root"
 
@@ -432,6 +441,47 @@ defmodule LiveCov.GatewayTest do
       assert {404, _, _} = http(:post, info.url <> "/runs", body: ~s({"services":["x"]}))
       assert {404, _, _} = http(:post, info.url <> "/runs/r9-0000/finish")
       assert {400, _, _} = http(:get, info.url <> "/api/services/svc/source")
+    end
+
+    test "a port in use is a clear error and the caller survives", %{fx_dir: fx_dir} do
+      {:ok, listener} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
+      on_exit(fn -> :gen_tcp.close(listener) end)
+      {:ok, port} = :inet.port(listener)
+
+      opts =
+        [data_dir: tmp("gw_data"), port: port, source_roots: [fx_dir]] ++
+          Keyword.take(config(), [:agents])
+
+      ExUnit.CaptureLog.capture_log(fn ->
+        assert {:error, {:listen_failed, msg}} = Gateway.start(opts)
+        assert msg =~ "127.0.0.1:#{port}"
+      end)
+
+      refute Gateway.running?()
+      assert {:error, {:not_running, _}} = Gateway.stop()
+    end
+
+    test "the puller names what went wrong" do
+      url = start_agent()
+
+      agent =
+        Source.new(%{
+          name: "x",
+          kind: :agent,
+          service: "s",
+          url: url,
+          token: "wrong-token-0123456789"
+        })
+
+      assert {:error, {:unauthorized, m}} = LiveCov.Gateway.Puller.fetch(agent, 2_000)
+      assert m =~ "refused the token"
+
+      assert {:ok, %Snapshot{}, _} =
+               LiveCov.Gateway.Puller.fetch(%{agent | token: @agent_token}, 2_000)
+
+      node = Source.new(%{name: "n", kind: :node, service: "s", node: :"nowhere_gw@127.0.0.1"})
+      assert {:error, {kind, _}} = LiveCov.Gateway.Puller.fetch(node, 500)
+      assert kind in [:node_error, :unreachable]
     end
 
     test "with a token, POST and the snapshot need it", %{fx_dir: fx_dir} do

@@ -60,7 +60,9 @@ defmodule LiveCov.Agent.Router do
          {:ok, route, params} <- match(req.method, path),
          :ok <- check_body_size(req.body, config),
          {:ok, query} <- parse_query(req.uri) do
-      case Routes.call(route, %{params: params, query: query, body: req.body}, config) do
+      request = %{params: params, query: query, body: req.body, gzip: gzip?(req.headers)}
+
+      case Routes.call(route, request, config) do
         {:ok, status, content_type, body} ->
           {status, [{"content-type", content_type}], IO.iodata_to_binary(body)}
 
@@ -168,6 +170,24 @@ defmodule LiveCov.Agent.Router do
     end
   rescue
     _ -> {:error, {:bad_request, "malformed query string; use key=value pairs, percent-encoded"}}
+  end
+
+  # Accept-Encoding names gzip with a non-zero quality.
+  defp gzip?(headers) do
+    Enum.any?(headers, fn {name, value} ->
+      String.downcase(name, :ascii) == "accept-encoding" and
+        value
+        |> String.split(",")
+        |> Enum.any?(fn coding ->
+          case coding |> String.split(";") |> Enum.map(&String.trim/1) do
+            [c | params] when c in ["gzip", "x-gzip", "*"] ->
+              not Enum.any?(params, &(&1 in ["q=0", "q=0.0", "q=0.00", "q=0.000"]))
+
+            _ ->
+              false
+          end
+        end)
+    end)
   end
 
   defp path_of(uri), do: uri |> String.split(["?", "#"], parts: 2) |> hd()

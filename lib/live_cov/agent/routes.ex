@@ -29,6 +29,8 @@ defmodule LiveCov.Agent.Routes do
   }
 
   @report_params ["compile_root", "runtime_root", "root"]
+  @vary {"vary", "accept-encoding"}
+  @gzip_min 1024
 
   @doc "Applications `POST /instrument` refuses."
   def refused_applications, do: @refused
@@ -44,8 +46,9 @@ defmodule LiveCov.Agent.Routes do
 
   def call(["status"], req, config) do
     with :ok <- no_params(req.query),
-         {:ok, body} <- flight(:status, config, fn -> {:ok, JSON.encode!(Status.build())} end) do
-      {:ok, 200, @json, body}
+         {:ok, body, enc} <-
+           flight(:status, req, config, fn -> {:ok, JSON.encode!(Status.build())} end) do
+      {:ok, 200, @json, body, enc}
     end
   end
 
@@ -84,24 +87,32 @@ defmodule LiveCov.Agent.Routes do
 
   def call(["coverage"], req, config) do
     with {:ok, opts} <- report_opts(req.query, config),
-         {:ok, body} <- flight({:coverage, opts}, config, fn -> coverage(opts) end) do
-      {:ok, 200, @json, body}
+         {:ok, body, enc} <- flight({:coverage, opts}, req, config, fn -> coverage(opts) end) do
+      {:ok, 200, @json, body, enc}
     end
   end
 
   def call(["report", :format], req, config) do
     with {:ok, format, mod} <- format(req.params.format),
          {:ok, opts} <- report_opts(req.query, config),
-         {:ok, body} <- flight({:report, format, opts}, config, fn -> render(mod, opts) end) do
+         {:ok, body, enc} <-
+           flight({:report, format, opts}, req, config, fn -> render(mod, opts) end) do
       {:ok, 200, Map.fetch!(@content_types, format), body,
-       [{"content-disposition", ~s(inline; filename="#{mod.filename()}")}]}
+       [{"content-disposition", ~s(inline; filename="#{mod.filename()}")} | enc]}
     end
   end
 
   def call(["snapshot"], req, _config) do
     with :ok <- only_params(req.query, ["reset"]),
-         {:ok, reset?} <- boolean_param(req.query, "reset") do
-      snapshot(reset?)
+         {:ok, reset?} <- boolean_param(req.query, "reset"),
+         {:ok, 200, type, data, headers} <- snapshot(reset?) do
+      case Map.get(req, :gzip, false) && gzip(data) do
+        {:gzip, zipped} ->
+          {:ok, 200, type, zipped, [{"content-encoding", "gzip"}, @vary | headers]}
+
+        _ ->
+          {:ok, 200, type, data, [@vary | headers]}
+      end
     end
   end
 
@@ -118,14 +129,29 @@ defmodule LiveCov.Agent.Routes do
 
   def call(["metrics"], req, config) do
     with :ok <- no_params(req.query),
-         {:ok, body} <- flight(:metrics, config, fn -> {:ok, Metrics.render()} end) do
-      {:ok, 200, Metrics.content_type(), body}
+         {:ok, body, enc} <- flight(:metrics, req, config, fn -> {:ok, Metrics.render()} end) do
+      {:ok, 200, Metrics.content_type(), body, enc}
     end
   end
 
   ## Read-only computations
 
-  defp flight(key, config, fun), do: Flight.run(Flight, key, fun, config.request_timeout)
+  # Computes through LiveCov.Agent.Flight. A client that accepts gzip gets the body
+  # compressed once, in the shared low-priority computation (reports of large code bases are
+  # megabytes of very repetitive text): `{:ok, body, extra_headers}`.
+  defp flight(key, req, config, fun) do
+    gzip? = Map.get(req, :gzip, false)
+    work = if gzip?, do: fn -> with({:ok, b} <- fun.(), do: {:ok, gzip(b)}) end, else: fun
+
+    case Flight.run(Flight, {key, gzip?}, work, config.request_timeout) do
+      {:ok, {:gzip, bin}} -> {:ok, bin, [{"content-encoding", "gzip"}, @vary]}
+      {:ok, bin} -> {:ok, bin, [@vary]}
+      {:error, _} = error -> error
+    end
+  end
+
+  defp gzip(bin) when byte_size(bin) >= @gzip_min, do: {:gzip, :zlib.gzip(bin)}
+  defp gzip(bin), do: bin
 
   defp coverage(opts) do
     with %LiveCov.Stats{} = s <- LiveCov.report(opts) do

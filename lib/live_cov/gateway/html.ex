@@ -176,7 +176,7 @@ defmodule LiveCov.Gateway.Html do
     index = runs |> Enum.with_index() |> Map.new(fn {r, i} -> {r.id, i} end)
     {w, h, left, top, bottom} = {760, 220, 40, 10, 30}
     span = max(length(runs) - 1, 1)
-    x = fn i -> left + div((w - left - 10) * i, span) end
+    x = fn i -> left + div((w - left - 40) * i, span) end
     y = fn c -> top + round((h - top - bottom) * (100 - c) / 100) end
 
     grid =
@@ -185,7 +185,7 @@ defmodule LiveCov.Gateway.Html do
           "<line class=\"grid-line\" x1=\"",
           int(left),
           "\" x2=\"",
-          int(w - 10),
+          int(w - 40),
           "\" y1=\"",
           int(y.(c)),
           "\" y2=\"",
@@ -234,8 +234,11 @@ defmodule LiveCov.Gateway.Html do
         ]
       end
 
+    # At most about ten run labels under the axis.
+    every = max(1, div(length(runs) + 9, 10))
+
     labels =
-      for r <- runs do
+      for {r, i} <- Enum.with_index(runs), rem(i, every) == 0 or i == length(runs) - 1 do
         [
           "<text class=\"axis run-label\" x=\"",
           int(x.(index[r.id])),

@@ -50,7 +50,8 @@ defmodule LiveCov.Gateway.Router do
       with {:ok, query} <- query(req.query),
            req = Map.merge(req, %{query: query, segments: segments}),
            :ok <- authorize(req, config) do
-        route(req.method, segments, req)
+        # HEAD is answered as GET (the handler drops the body).
+        route(if(req.method == "HEAD", do: "GET", else: req.method), segments, req)
       end
 
     case result do

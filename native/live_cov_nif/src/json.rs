@@ -1,6 +1,9 @@
 //! JSON for the Elixir side (OTP 25 has no JSON module): terms go through rustler's serde
 //! mapping into `serde_json`. Maps with atom or string keys become objects, lists arrays,
 //! binaries strings, `nil` null, `true`/`false` booleans, other atoms strings.
+//!
+//! Both run on a dirty CPU scheduler: reports can be megabytes of JSON, and a normal
+//! scheduler must never be held for milliseconds.
 
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
 use serde_json::Value;
@@ -13,7 +16,7 @@ fn error<'a>(env: Env<'a>, kind: rustler::Atom, message: String) -> Term<'a> {
     (rustler::types::atom::error(), (kind, message)).encode(env)
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
     let value: Value = match rustler::serde::from_term(term) {
         Ok(v) => v,
@@ -43,7 +46,7 @@ fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
     }
 }
 
-#[rustler::nif]
+#[rustler::nif(schedule = "DirtyCpu")]
 fn json_decode<'a>(env: Env<'a>, data: Binary<'a>) -> Term<'a> {
     match serde_json::from_slice::<Value>(data.as_slice()) {
         Ok(v) => match rustler::serde::to_term(env, &v) {
