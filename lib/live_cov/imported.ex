@@ -12,6 +12,9 @@ defmodule LiveCov.Imported do
   Data imported from a cover `.coverdata` file has no beam md5: it is matched to an
   instrumented module when the module has exactly the same set of bump sites.
 
+  Pruned sites (adaptive coverage, `LiveCov.Snapshot` `pruned`) are kept per build, united
+  over imports, and given back by `snapshot/0`.
+
   The same data (same content hash, whatever the file name) is never imported twice.
   Reads go to protected ETS tables; imports are serialised through this process.
   """
@@ -146,7 +149,7 @@ defmodule LiveCov.Imported do
   defp matching_counts(info, hash) do
     exact =
       case :ets.lookup(@builds, hash) do
-        [{_, _meta, packed, :snapshot, _seq}] -> packed
+        [{_, _meta, packed, :snapshot, _seq, _pruned}] -> packed
         # .coverdata builds are matched by sites below (never twice).
         _ -> nil
       end
@@ -165,7 +168,7 @@ defmodule LiveCov.Imported do
   defp cover_counts(info) do
     builds =
       for {_, hash} <- :ets.lookup(@by_module, info.module),
-          [{_, meta, packed, :coverdata, _}] <- [:ets.lookup(@builds, hash)],
+          [{_, meta, packed, :coverdata, _, _}] <- [:ets.lookup(@builds, hash)],
           do: {meta, packed}
 
     case builds do
@@ -197,7 +200,7 @@ defmodule LiveCov.Imported do
 
     safe_tab2list(@builds)
     |> Enum.sort_by(&elem(&1, 4))
-    |> Enum.group_by(fn {_, meta, _, _, _} -> meta.module end, fn {hash, meta, packed, kind, _} ->
+    |> Enum.group_by(&elem(&1, 1).module, fn {hash, meta, packed, kind, _seq, _pruned} ->
       %{
         hash: hash,
         md5: meta.md5,
@@ -245,8 +248,9 @@ defmodule LiveCov.Imported do
 
     %Snapshot{
       provenance: Enum.flat_map(files(), & &1.provenance),
-      metas: Map.new(builds, fn {h, meta, _, _, _} -> {h, meta} end),
-      counts: Map.new(builds, fn {h, _, packed, _, _} -> {h, packed} end)
+      metas: Map.new(builds, fn {h, meta, _, _, _, _} -> {h, meta} end),
+      counts: Map.new(builds, fn {h, _, packed, _, _, _} -> {h, packed} end),
+      pruned: for({h, _, _, _, _, [_ | _] = pruned} <- builds, into: %{}, do: {h, pruned})
     }
   end
 
@@ -336,16 +340,23 @@ defmodule LiveCov.Imported do
   defp build_kind(%Meta{md5: @zero_md5}), do: :coverdata
   defp build_kind(_), do: :snapshot
 
+  # Rows of @builds: {hash, meta, packed_counts, kind, seq, pruned_sites}.
   defp store(snap, seq) do
     for {hash, meta} <- snap.metas do
       packed = Map.get(snap.counts, hash) || :binary.copy(<<0::64>>, tuple_size(meta.sites))
+      pruned = Map.get(snap.pruned || %{}, hash, [])
 
       case :ets.lookup(@builds, hash) do
-        [{_, old_meta, old, old_kind, _}] ->
-          :ets.insert(@builds, {hash, old_meta, Snapshot.add!(old, packed), old_kind, seq})
+        [{_, old_meta, old, old_kind, _, old_pruned}] ->
+          pruned = Enum.sort(Enum.uniq(old_pruned ++ pruned))
+
+          :ets.insert(
+            @builds,
+            {hash, old_meta, Snapshot.add!(old, packed), old_kind, seq, pruned}
+          )
 
         [] ->
-          :ets.insert(@builds, {hash, meta, packed, build_kind(meta), seq})
+          :ets.insert(@builds, {hash, meta, packed, build_kind(meta), seq, pruned})
           :ets.insert(@by_module, {meta.module, hash})
       end
     end

@@ -9,7 +9,8 @@ defmodule LiveCov.Snapshot do
         provenance: [%{node: "app@host", os_pid: "4242", time: 1_700_000_000_000,
                        labels: %{"git" => "abc123"}}],
         metas: %{hash => %LiveCov.Snapshot.Meta{module: M, md5: ..., sites: {...}, ...}},
-        counts: %{hash => <<packed counts>>}
+        counts: %{hash => <<packed counts>>},
+        pruned: %{hash => [site index]}
       }
 
   A metadata `hash` names one build of one module (module, beam md5, source, bump sites):
@@ -18,9 +19,18 @@ defmodule LiveCov.Snapshot do
   Counts are packed binaries of little-endian u64, one per site (as `LiveCov.Table`);
   `counts/2` gives them as a list.
 
+  `pruned` (adaptive coverage, `LiveCov.start(target, mode: :coverage)`, see `LiveCov.Prune`)
+  lists, per build, the sorted indices of the sites whose bumps were removed after they ran:
+  their counts are frozen, so that build's counts are lower bounds (hit and missed are still
+  exact) and `module_data/2` marks it `exact: false`. Builds with no pruned site are absent.
+  Pruning does not change a build or its hash: pruned and unpruned data of one build merge,
+  and `merge/2` unites their pruned sets.
+
   The file format (header with magic and version, xxh3 checksum, provenance, metadata and
   counters sections) is written and checked by the NIF (`native/live_cov_core/src/snapshot.rs`):
   `decode/1` of truncated, corrupted, foreign or newer data is `{:error, {kind, message}}`.
+  Format version 2 (written) records the pruned sites with the counters; version 1 files
+  (before pruning existed) are still read, with no pruned site.
 
   `merge/1,2`, `delta/2`, `encode/1`, `decode/1`, `builds/1` and `mixed_builds/1` are pure
   functions of their arguments. `build/1` and `from_infos/3` read the counter table;
@@ -55,11 +65,12 @@ defmodule LiveCov.Snapshot do
           }
   end
 
-  @version 1
+  @version 2
   defstruct version: @version,
             provenance: [],
             metas: %{},
             counts: %{},
+            pruned: %{},
             content_hash: nil,
             skipped: []
 
@@ -75,6 +86,7 @@ defmodule LiveCov.Snapshot do
           provenance: [origin],
           metas: %{hash => Meta.t()},
           counts: %{hash => binary},
+          pruned: %{hash => [non_neg_integer]},
           content_hash: binary | nil,
           skipped: [{module, {atom, String.t()}}]
         }
@@ -124,6 +136,8 @@ defmodule LiveCov.Snapshot do
   A snapshot of the given modules from a reading of the counter table
   (`LiveCov.Table.snapshot/1`: `%{slot => packed_counts}`). Options `:labels` and `:counts`
   as in `build/1`. A module whose slot is not in the reading has zero counts.
+  The pruned sites of modules in `mode: :coverage` (`ModuleInfo` `pruned`) are recorded in
+  `pruned`.
   """
   @spec from_infos([ModuleInfo.t()], %{non_neg_integer => binary}, keyword) :: t
   def from_infos(infos, table, opts \\ []) do
@@ -146,12 +160,29 @@ defmodule LiveCov.Snapshot do
         {h, bin}
       end
 
+    pruned =
+      for {info, %Meta{hash: h}} <- Enum.zip(infos, metas),
+          h != nil,
+          sites = pruned_of(info),
+          sites != [],
+          into: %{},
+          do: {h, sites}
+
     %__MODULE__{
       provenance: [origin(opts)],
       metas: for(%Meta{hash: h} = m <- metas, h != nil, into: %{}, do: {h, m}),
       counts: packed,
+      pruned: pruned,
       skipped: skipped
     }
+  end
+
+  # The sorted pruned site indices of a module (none for modules that were never pruned).
+  defp pruned_of(info) do
+    case Map.get(info, :pruned) do
+      nil -> []
+      sites -> sites |> Enum.to_list() |> Enum.sort()
+    end
   end
 
   defp select(infos, nil), do: infos
@@ -173,6 +204,26 @@ defmodule LiveCov.Snapshot do
 
   defp zeros(n), do: :binary.copy(<<0::64>>, n)
 
+  @boot_label "live_cov_boot"
+
+  @doc """
+  A random id of this VM's life, recorded in every snapshot's provenance under the
+  `"live_cov_boot"` label: a collector can tell a restarted node (same node name, maybe the
+  same OS pid in a container) from the same node's later snapshot.
+  """
+  @spec boot_id() :: String.t()
+  def boot_id do
+    case :persistent_term.get({__MODULE__, :boot_id}, nil) do
+      nil ->
+        id = Base.encode16(:crypto.strong_rand_bytes(8), case: :lower)
+        :persistent_term.put({__MODULE__, :boot_id}, id)
+        id
+
+      id ->
+        id
+    end
+  end
+
   @doc "The provenance entry of a snapshot made here now (`labels` as in `build/1`)."
   @spec origin(keyword) :: origin
   def origin(opts \\ []) do
@@ -180,6 +231,7 @@ defmodule LiveCov.Snapshot do
       Application.get_env(:live_cov, :labels, [])
       |> Enum.concat(Keyword.get(opts, :labels, []))
       |> Map.new(fn {k, v} -> {to_string(k), to_string(v)} end)
+      |> Map.put_new(@boot_label, boot_id())
 
     %{
       node: Atom.to_string(node()),
@@ -310,9 +362,32 @@ defmodule LiveCov.Snapshot do
            Enum.map(o.labels, fn {k, v} -> {to_string(k), to_string(v)} end)}
         end)
 
-      Native.snapshot_encode(origins, metas, Map.to_list(snap.counts))
+      Native.snapshot_encode(origins, metas, counter_entries(snap))
     end
   end
+
+  # `{hash, packed}`, or `{hash, packed, pruned}` for a build with pruned sites (its counts
+  # are zero if the snapshot has none, so the pruned sites are not lost). Pruned sets of
+  # builds the snapshot has no metadata for (filtered out) are left out.
+  defp counter_entries(%__MODULE__{counts: counts, pruned: pruned, metas: metas}) do
+    pruned = pruned || %{}
+
+    extra =
+      for {h, sites} <- pruned,
+          sites != [],
+          not is_map_key(counts, h),
+          %Meta{sites: meta_sites} <- [metas[h]],
+          do: {h, zeros(tuple_size(meta_sites))}
+
+    for {h, bin} <- Enum.concat(counts, extra) do
+      case Map.get(pruned, h, []) do
+        [] -> {h, bin}
+        sites -> {h, bin, normalize(sites)}
+      end
+    end
+  end
+
+  defp normalize(sites), do: sites |> Enum.to_list() |> Enum.sort() |> Enum.dedup()
 
   defp encoded_metas(snap) do
     {ready, todo} = Enum.split_with(Map.values(snap.metas), &is_binary(&1.encoded))
@@ -361,7 +436,8 @@ defmodule LiveCov.Snapshot do
              %{node: node, os_pid: pid, time: time, labels: Map.new(labels)}
            end),
          metas: metas,
-         counts: Map.new(counters)
+         counts: Map.new(counters, fn {h, packed, _pruned} -> {h, packed} end),
+         pruned: for({h, _packed, [_ | _] = sites} <- counters, into: %{}, do: {h, sites})
        }}
     end
   end
@@ -424,7 +500,7 @@ defmodule LiveCov.Snapshot do
   @doc """
   Merges snapshots: counts of the same build (same metadata hash) are summed, different
   builds of a module are kept apart (see `mixed_builds/1`), provenance entries are
-  concatenated.
+  concatenated, and the pruned sites of a build are united.
   """
   @spec merge(t, t) :: t
   def merge(%__MODULE__{} = a, %__MODULE__{} = b) do
@@ -432,6 +508,10 @@ defmodule LiveCov.Snapshot do
       provenance: a.provenance ++ b.provenance,
       metas: Map.merge(a.metas, b.metas, fn _h, ma, _mb -> ma end),
       counts: Map.merge(a.counts, b.counts, fn _h, ca, cb -> add!(ca, cb) end),
+      pruned:
+        Map.merge(a.pruned || %{}, b.pruned || %{}, fn _h, pa, pb ->
+          normalize(Enum.concat(pa, pb))
+        end),
       skipped: Enum.uniq(a.skipped ++ b.skipped)
     }
   end
@@ -442,9 +522,9 @@ defmodule LiveCov.Snapshot do
   def merge([first | rest]), do: Enum.reduce(rest, first, &merge(&2, &1))
 
   @doc """
-  Merges encoded snapshot files without decoding them into terms (in the NIF). Returns
-  `{:ok, merged_file, mixed}` where `mixed` lists `{module_name, [hash]}` for modules with
-  more than one build.
+  Merges encoded snapshot files without decoding them into terms (in the NIF), as `merge/2`
+  does (counts summed, pruned sites united). Returns `{:ok, merged_file, mixed}` where
+  `mixed` lists `{module_name, [hash]}` for modules with more than one build.
   """
   @spec merge_encoded([binary]) :: {:ok, binary, [{String.t(), [hash]}]} | error
   def merge_encoded(files) when is_list(files) do
@@ -455,7 +535,8 @@ defmodule LiveCov.Snapshot do
   What ran between two snapshots: for each build in `later`, its counts minus those in
   `earlier`. A build absent from `earlier` counts from zero. When a build's counters went
   down (they were reset in between), its delta is its counts in `later`: what ran since the
-  reset.
+  reset. The pruned sites are those of `later` (a site pruned before `earlier` has a delta of
+  0 there: it may have run in between without being counted).
   """
   @spec delta(t, t) :: t
   def delta(%__MODULE__{} = earlier, %__MODULE__{} = later) do
@@ -491,6 +572,25 @@ defmodule LiveCov.Snapshot do
   @doc "The modules in the snapshot, sorted."
   @spec modules(t) :: [module]
   def modules(snap), do: snap |> builds() |> Map.keys() |> Enum.sort()
+
+  @doc """
+  The pruned site indices (sorted) of one build (by hash) or of a module's chosen build (see
+  `choose/2`); `[]` when none was pruned, `nil` when the module is not in the snapshot.
+  """
+  @spec pruned(t, module | hash, keyword) :: [non_neg_integer] | nil
+  def pruned(snap, module_or_hash, opts \\ [])
+
+  def pruned(%__MODULE__{} = snap, hash, _opts) when is_map_key(snap.metas, hash),
+    do: Map.get(snap.pruned || %{}, hash, [])
+
+  def pruned(%__MODULE__{} = snap, module, opts) when is_atom(module) do
+    case Map.get(choose(snap, opts), module) do
+      nil -> nil
+      hash -> pruned(snap, hash)
+    end
+  end
+
+  def pruned(_snap, _other, _opts), do: nil
 
   @doc "Counts of one build (by hash) or of a module's chosen build (see `choose/2`), as a list."
   @spec counts(t, module | hash, keyword) :: [non_neg_integer] | nil
@@ -549,7 +649,9 @@ defmodule LiveCov.Snapshot do
 
   @doc """
   Line data (as `LiveCov.Stats.build/2` takes it) for one build of each module, chosen by
-  `choose/2` (options `:builds`, `:modules`).
+  `choose/2` (options `:builds`, `:modules`). A build with pruned sites is `exact: false`
+  (its counts are lower bounds) and lists the lines whose sites were all pruned in
+  `pruned_lines`, as `LiveCov.module_data/1` does.
   """
   @spec module_data(t, keyword) :: [Stats.module_data()]
   def module_data(%__MODULE__{} = snap, opts \\ []) do
@@ -557,14 +659,16 @@ defmodule LiveCov.Snapshot do
 
     for {module, hash} <- Enum.sort(choose(snap, opts)),
         wanted == nil or MapSet.member?(wanted, module) do
-      info = to_module_info(snap.metas[hash])
+      info = module_info(snap, hash)
       counts = counts(snap, hash)
 
       %{
         module: module,
         source: info.source,
         lines: Analyse.lines(info, counts),
-        functions: Analyse.functions(info, counts)
+        functions: Analyse.functions(info, counts),
+        exact: MapSet.size(info.pruned) == 0,
+        pruned_lines: LiveCov.Prune.pruned_lines(info)
       }
     end
   end
@@ -595,13 +699,18 @@ defmodule LiveCov.Snapshot do
 
     case hash do
       nil -> {:error, {:not_in_snapshot, module_or_hash}}
-      h -> {:ok, Analyse.cover(to_module_info(snap.metas[h]), counts(snap, h), analysis, level)}
+      h -> {:ok, Analyse.cover(module_info(snap, h), counts(snap, h), analysis, level)}
     end
   end
 
-  @doc "A `LiveCov.ModuleInfo` describing a build (no slot), for `LiveCov.Analyse`."
-  @spec to_module_info(Meta.t()) :: ModuleInfo.t()
-  def to_module_info(%Meta{} = m) do
+  @doc """
+  A `LiveCov.ModuleInfo` describing a build (no slot), for `LiveCov.Analyse`. With pruned
+  site indices (see `pruned/3`) it has them as `pruned` and is in `mode: :coverage`.
+  """
+  @spec to_module_info(Meta.t(), Enumerable.t()) :: ModuleInfo.t()
+  def to_module_info(%Meta{} = m, pruned \\ []) do
+    pruned = MapSet.new(pruned)
+
     %ModuleInfo{
       module: m.module,
       slot: nil,
@@ -609,8 +718,19 @@ defmodule LiveCov.Snapshot do
       md5: m.md5,
       source: m.source,
       beam_path: m.beam_path && String.to_charlist(m.beam_path),
-      clauses: m.clauses
+      clauses: m.clauses,
+      mode: if(MapSet.size(pruned) == 0, do: :counts, else: :coverage),
+      pruned: pruned
     }
+  end
+
+  @doc "The `LiveCov.ModuleInfo` of one build of a snapshot (by hash), with its pruned sites."
+  @spec module_info(t, hash) :: ModuleInfo.t() | nil
+  def module_info(%__MODULE__{} = snap, hash) do
+    case Map.fetch(snap.metas, hash) do
+      {:ok, meta} -> to_module_info(meta, pruned(snap, hash))
+      :error -> nil
+    end
   end
 
   @doc false

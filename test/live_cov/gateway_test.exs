@@ -189,6 +189,23 @@ defmodule LiveCov.GatewayTest do
       assert hits(s.retired) == hits(s1)
     end
 
+    test "a new life with the same node and os pid (a container restart) is told by its boot id" do
+      s = Source.new(%{name: "a", kind: :agent, service: "s"})
+      {s1, b1} = snap_after(sign: [1])
+      [o] = s1.provenance
+      assert o.labels["live_cov_boot"] == Snapshot.boot_id()
+      # The restarted node already ran more than before on every line: counts alone would not
+      # show the restart, the boot id does.
+      {s2, _} = snap_after(sign: [1], sign: [1], twice: [2])
+      s2 = %{s2 | provenance: [%{o | labels: Map.put(o.labels, "live_cov_boot", "other")}]}
+      {:ok, b2} = Snapshot.encode(s2)
+      assert Source.monotonic?(s1, s2)
+
+      s = s |> Source.absorb(s1, b1, 1) |> Source.absorb(s2, b2, 2)
+      assert s.lives == 2
+      assert hits(s.retired) == hits(s1)
+    end
+
     test "counters going down (reset elsewhere, same pid) also fold" do
       s = Source.new(%{name: "a", kind: :agent, service: "s"})
       {s1, b1} = snap_after(sign: [1], sign: [1])

@@ -47,7 +47,7 @@ defmodule LiveCov.SnapshotTest do
       assert node == Atom.to_string(node())
       assert pid == System.pid()
       assert abs(time - System.os_time(:millisecond)) < 60_000
-      assert labels == %{"run" => "17", "service" => "api"}
+      assert labels == %{"run" => "17", "service" => "api", "live_cov_boot" => Snapshot.boot_id()}
       assert Snapshot.modules(snap) == [:snap_fx, :snap_fx2]
 
       info = LiveCov.Registry.lookup(:snap_fx)
@@ -59,7 +59,7 @@ defmodule LiveCov.SnapshotTest do
       assert meta.source == to_string(info.source)
 
       assert {:ok, data} = Snapshot.encode(snap)
-      assert <<0x89, "LiveCov", 1::little-32, _::binary>> = data
+      assert <<0x89, "LiveCov", 2::little-32, _::binary>> = data
       assert {:ok, back} = Snapshot.decode(data)
       assert back.provenance == snap.provenance
       assert back.counts == snap.counts
@@ -217,12 +217,12 @@ defmodule LiveCov.SnapshotTest do
         assert_refused(
           dir,
           "future",
-          head <> <<2::little-32>> <> rest,
+          head <> <<3::little-32>> <> rest,
           :unsupported_version,
           "upgrade"
         )
 
-      assert msg =~ "version 2"
+      assert msg =~ "version 3"
       assert_refused(dir, "trailing", data <> "x", :trailing_data, "unexpected bytes")
 
       # A flipped byte in the body: the checksum catches it.

@@ -145,9 +145,16 @@ defmodule LiveCov.Gateway.Source do
   def total(%__MODULE__{retired: r, current: nil}), do: r
   def total(%__MODULE__{retired: r, current: c}), do: Snapshot.merge(r, c)
 
-  @doc "The origin of a snapshot: `{node, os_pid}` of its first provenance entry."
-  @spec life_of(Snapshot.t()) :: {String.t(), String.t()} | nil
-  def life_of(%Snapshot{provenance: [o | _]}), do: {to_string(o.node), to_string(o.os_pid)}
+  @doc """
+  The life of a snapshot's writer: `{node, os_pid, boot id}` of its first provenance entry
+  (the boot id tells a restart apart even when a container reuses the OS pid).
+  """
+  @spec life_of(Snapshot.t()) :: {String.t(), String.t(), String.t() | nil} | nil
+  def life_of(%Snapshot{provenance: [o | _]}) do
+    boot = o |> Map.get(:labels, %{}) |> Map.get("live_cov_boot")
+    {to_string(o.node), to_string(o.os_pid), boot}
+  end
+
   def life_of(_), do: nil
 
   @doc """

@@ -3,9 +3,11 @@
 //! The rule (as Go's `covdata merge`): counts of the same metadata hash, i.e. the same module
 //! of the same build, are summed; different hashes are kept apart, and the modules that end
 //! up with more than one build are reported. Counts add with saturation, so merging never
-//! overflows.
+//! overflows. The pruned sites of a build (adaptive mode) are united.
 
-use crate::snapshot::{decode, encode, CounterRef, Hash, MetaBlob, Origin, SnapshotError};
+use crate::snapshot::{
+    decode, encode_with_pruned, CounterRef, Hash, MetaBlob, Origin, PrunedRef, SnapshotError,
+};
 use std::collections::{BTreeMap, HashMap};
 
 fn unpack(packed: &[u8]) -> impl Iterator<Item = u64> + '_ {
@@ -77,6 +79,8 @@ pub fn merge_files(files: &[&[u8]]) -> Result<(Vec<u8>, MergeReport), SnapshotEr
     let mut index: HashMap<Hash, usize> = HashMap::new();
     let mut sums: Vec<Option<Vec<u64>>> = Vec::new();
     let mut builds: BTreeMap<&str, Vec<Hash>> = BTreeMap::new();
+    // Pruned sites of a build are united: pruning never changes the build's hash.
+    let mut pruned: HashMap<Hash, Vec<u32>> = HashMap::new();
 
     for d in &decoded {
         origins.extend(d.origins.iter().cloned());
@@ -92,6 +96,14 @@ pub fn merge_files(files: &[&[u8]]) -> Result<(Vec<u8>, MergeReport), SnapshotEr
                 metas.len() - 1
             });
             local.push(i);
+        }
+        for ((idx, _), sites) in d.counters.iter().zip(&d.pruned) {
+            if !sites.is_empty() {
+                pruned
+                    .entry(d.metas[*idx].hash)
+                    .or_default()
+                    .extend_from_slice(sites);
+            }
         }
         for (idx, counts) in &d.counters {
             let slot = &mut sums[local[*idx]];
@@ -121,7 +133,11 @@ pub fn merge_files(files: &[&[u8]]) -> Result<(Vec<u8>, MergeReport), SnapshotEr
             packed: p,
         })
         .collect();
-    let out = encode(&origins, &metas, &counters)?;
+    let pruned_refs: Vec<PrunedRef> = pruned
+        .iter()
+        .map(|(h, sites)| PrunedRef { meta: *h, sites })
+        .collect();
+    let out = encode_with_pruned(&origins, &metas, &counters, &pruned_refs)?;
     let mixed_builds = builds
         .into_iter()
         .filter(|(_, hs)| hs.len() > 1)
@@ -174,7 +190,7 @@ mod tests {
             time_ms: 0,
             labels: vec![],
         };
-        encode(&[o], &blobs, &cs).unwrap()
+        crate::snapshot::encode(&[o], &blobs, &cs).unwrap()
     }
 
     #[test]

@@ -17,8 +17,19 @@
 //! body: three sections, in this order, each `tag: 4 bytes, len: u64, payload: len bytes`
 //!   "PROV"  bincode Vec<Origin>                  who wrote it: node, OS pid, time, labels
 //!   "META"  bincode varint n, then n × Meta      one per build of a module
-//!   "CNTR"  bincode varint n, then n × Counter   { meta: hash, counts: Vec<u64> (varint) }
+//!   "CNTR"  bincode varint n, then n × Counter   { meta: hash, counts: Vec<u64> (varint),
+//!                                                  pruned: Vec<u32> (varint) }
 //! ```
+//!
+//! `pruned` (adaptive coverage, `mode: :coverage`) lists the sites whose bumps were removed
+//! from the loaded code after they ran: their counts are frozen, so the counts of the entry
+//! are lower bounds (hit and missed are still exact). The indices are strictly increasing and
+//! below the number of sites; the list is empty in `mode: :counts`. Pruning does not change
+//! the build, so it is not part of the metadata: pruned and unpruned data of one build have
+//! the same hash and merge (the pruned sets are then united).
+//!
+//! Versions: 2 is written. 1 is still read: its counter entries have no `pruned` field (no
+//! site pruned). A newer version is refused (`unsupported_version`).
 //!
 //! A metadata hash is the xxh3-128 of the meta's encoded bytes but its last field, the beam
 //! path (where the build lives is not what it is); the content hash of a file
@@ -37,7 +48,9 @@ use xxhash_rust::xxh3::{xxh3_128, xxh3_64};
 /// The first 8 bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"\x89LiveCov";
 /// The format version this code writes, and the newest it reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The oldest format version this code reads (no pruned sites in its counter entries).
+pub const MIN_VERSION: u32 = 1;
 /// Size of the fixed header.
 pub const HEADER_LEN: usize = 32;
 /// Size of a section frame (tag + length) before its payload.
@@ -141,6 +154,14 @@ pub struct CounterRef<'a> {
     pub packed: &'a [u8],
 }
 
+/// The pruned sites of one build handed to [`encode_with_pruned`]: indices of sites whose
+/// bumps were removed (any order, duplicates allowed; written sorted). The build must have a
+/// counter entry.
+pub struct PrunedRef<'a> {
+    pub meta: Hash,
+    pub sites: &'a [u32],
+}
+
 /// Serialises packed little-endian u64 counts as a sequence of u64 without unpacking them.
 struct Packed<'a>(&'a [u8]);
 
@@ -160,12 +181,21 @@ impl Serialize for Packed<'_> {
 struct CounterOut<'a> {
     meta: Hash,
     counts: Packed<'a>,
+    pruned: &'a [u32],
+}
+
+/// A counter entry of format version 1 (no pruned sites).
+#[derive(Deserialize)]
+struct CounterInV1 {
+    meta: Hash,
+    counts: Vec<u64>,
 }
 
 #[derive(Deserialize)]
 struct CounterIn {
     meta: Hash,
     counts: Vec<u64>,
+    pruned: Vec<u32>,
 }
 
 /// One build's metadata as decoded from a file.
@@ -186,6 +216,9 @@ pub struct Decoded<'a> {
     pub metas: Vec<DecodedMeta<'a>>,
     /// `(index into metas, counts)`, one entry per build with counters.
     pub counters: Vec<(usize, Vec<u64>)>,
+    /// `pruned[i]`: the pruned sites of `counters[i]`, strictly increasing and in range
+    /// (empty when none were pruned, and always in version 1 files).
+    pub pruned: Vec<Vec<u32>>,
 }
 
 /// Everything that can be wrong with snapshot data or with what is given to the encoder.
@@ -304,13 +337,41 @@ fn section(out: &mut Vec<u8>, tag: &[u8; 4], payload: &[u8]) {
     out.extend_from_slice(payload);
 }
 
-/// Encodes a snapshot. Every metadata blob is checked (it decodes, its hash is right) and
-/// every counter entry must name a given metadata hash and have one count per site.
+/// Encodes a snapshot with no pruned sites (see [`encode_with_pruned`]).
 pub fn encode(
     origins: &[Origin],
     metas: &[MetaBlob],
     counters: &[CounterRef],
 ) -> Result<Vec<u8>, SnapshotError> {
+    encode_with_pruned(origins, metas, counters, &[])
+}
+
+/// The pruned sets given to the encoder, per metadata hash: united, sorted, deduplicated.
+fn pruned_by_hash(pruned: &[PrunedRef]) -> HashMap<Hash, Vec<u32>> {
+    let mut by_hash: HashMap<Hash, Vec<u32>> = HashMap::new();
+    for p in pruned.iter().filter(|p| !p.sites.is_empty()) {
+        by_hash
+            .entry(p.meta)
+            .or_default()
+            .extend_from_slice(p.sites);
+    }
+    for v in by_hash.values_mut() {
+        v.sort_unstable();
+        v.dedup();
+    }
+    by_hash
+}
+
+/// Encodes a snapshot. Every metadata blob is checked (it decodes, its hash is right), every
+/// counter entry must name a given metadata hash and have one count per site, and every
+/// pruned set must name a build with counters and sites that it has.
+pub fn encode_with_pruned(
+    origins: &[Origin],
+    metas: &[MetaBlob],
+    counters: &[CounterRef],
+    pruned: &[PrunedRef],
+) -> Result<Vec<u8>, SnapshotError> {
+    let pruned = pruned_by_hash(pruned);
     // Metadata, deduplicated by hash, with each build's number of sites.
     let mut nsites: HashMap<Hash, usize> = HashMap::with_capacity(metas.len());
     let mut meta_payload =
@@ -368,13 +429,28 @@ pub fn encode(
                 hex(&c.meta)
             )));
         }
+        let sites = pruned.get(&c.meta).map_or(&[][..], Vec::as_slice);
+        if let Some(&bad) = sites.last().filter(|&&i| i as usize >= n) {
+            return Err(SnapshotError::BadInput(format!(
+                "pruned site index {bad} of metadata {} is out of range: the build has {n} sites",
+                hex(&c.meta)
+            )));
+        }
         enc(
             &CounterOut {
                 meta: c.meta,
                 counts: Packed(c.packed),
+                pruned: sites,
             },
             &mut cntr_payload,
         )?;
+    }
+
+    if let Some(h) = pruned.keys().find(|h| !seen.contains_key(*h)) {
+        return Err(SnapshotError::BadInput(format!(
+            "pruned sites refer to metadata {} that has no counters in the snapshot",
+            hex(h)
+        )));
     }
 
     let mut prov_payload = Vec::new();
@@ -448,8 +524,11 @@ pub fn check_frame(data: &[u8]) -> Result<(u32, &[u8]), SnapshotError> {
     if version > VERSION {
         return Err(SnapshotError::FutureVersion { found: version });
     }
-    if version == 0 {
-        return Err(malformed("header", "format version 0 does not exist"));
+    if version < MIN_VERSION {
+        return Err(malformed(
+            "header",
+            format!("format version {version} does not exist"),
+        ));
     }
     let flags = le_u32(&data[12..]);
     if flags != 0 {
@@ -594,13 +673,27 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
         ));
     }
 
-    // The smallest Counter: a hash and an empty list.
-    let (n, mut pos) = read_len(cntr, "counters", 17)?;
+    // The smallest Counter: a hash and an empty list (two in version 2).
+    let v1 = version == 1;
+    let (n, mut pos) = read_len(cntr, "counters", if v1 { 17 } else { 18 })?;
     let mut counters = Vec::with_capacity(n);
+    let mut pruned = Vec::with_capacity(n);
     let mut seen = vec![false; metas.len()];
     for i in 0..n {
-        let (c, used): (CounterIn, usize) = bincode::serde::decode_from_slice(&cntr[pos..], CONFIG)
-            .map_err(|e| malformed("counters", format!("entry {i}: {e}")))?;
+        let entry =
+            |e: bincode::error::DecodeError| malformed("counters", format!("entry {i}: {e}"));
+        let (c, used): (CounterIn, usize) = if v1 {
+            let (c, used): (CounterInV1, usize) =
+                bincode::serde::decode_from_slice(&cntr[pos..], CONFIG).map_err(entry)?;
+            let c = CounterIn {
+                meta: c.meta,
+                counts: c.counts,
+                pruned: Vec::new(),
+            };
+            (c, used)
+        } else {
+            bincode::serde::decode_from_slice(&cntr[pos..], CONFIG).map_err(entry)?
+        };
         pos += used;
         let Some(&idx) = by_hash.get(&c.meta) else {
             return Err(malformed(
@@ -629,7 +722,9 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
                 format!("module {} has two counter entries", m.module),
             ));
         }
+        check_pruned(&c.pruned, m)?;
         counters.push((idx, c.counts));
+        pruned.push(c.pruned);
     }
     if pos != cntr.len() {
         return Err(malformed(
@@ -644,7 +739,32 @@ pub fn decode(data: &[u8]) -> Result<Decoded<'_>, SnapshotError> {
         origins,
         metas,
         counters,
+        pruned,
     })
+}
+
+/// A decoded pruned set must be strictly increasing and name sites the module has.
+fn check_pruned(pruned: &[u32], m: &Meta) -> Result<(), SnapshotError> {
+    let n = m.sites.len();
+    if let Some(&bad) = pruned.iter().find(|&&i| i as usize >= n) {
+        return Err(malformed(
+            "counters",
+            format!(
+                "module {}: pruned site index {bad} is out of range (the module has {n} sites)",
+                m.module
+            ),
+        ));
+    }
+    if let Some(w) = pruned.windows(2).find(|w| w[0] >= w[1]) {
+        return Err(malformed(
+            "counters",
+            format!(
+                "module {}: pruned site indices are not strictly increasing ({} then {})",
+                m.module, w[0], w[1]
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -708,6 +828,320 @@ mod tests {
         .unwrap()
     }
 
+    /// `sample_file` with sites 0 and 2 of m1 pruned (given unsorted, with a duplicate).
+    pub(crate) fn pruned_file() -> Vec<u8> {
+        let (h1, b1) = sample_meta("m1", 3);
+        let (h2, b2) = sample_meta("m2", 2);
+        let c1 = packed(&[1, 0, 300]);
+        let c2 = packed(&[u64::MAX, 5]);
+        encode_with_pruned(
+            &[origin()],
+            &[
+                MetaBlob {
+                    hash: h1,
+                    bytes: &b1,
+                },
+                MetaBlob {
+                    hash: h2,
+                    bytes: &b2,
+                },
+            ],
+            &[
+                CounterRef {
+                    meta: h1,
+                    packed: &c1,
+                },
+                CounterRef {
+                    meta: h2,
+                    packed: &c2,
+                },
+            ],
+            &[
+                PrunedRef {
+                    meta: h1,
+                    sites: &[2, 0],
+                },
+                PrunedRef {
+                    meta: h1,
+                    sites: &[2],
+                },
+                PrunedRef {
+                    meta: h2,
+                    sites: &[],
+                },
+            ],
+        )
+        .unwrap()
+    }
+
+    /// `sample_file()` as written by the version 1 encoder (before pruned sites existed):
+    /// the bytes are frozen here so that old files stay readable.
+    const V1_SAMPLE_HEX: &str = concat!(
+        "894c697665436f760100000000000000ea0000000000000024900bbb9e90018a",
+        "50524f56260000000000000001066140686f73740434323432fd00d0ca9f1703",
+        "0000020372756e02313703676974036162634d4554416e000000000000000202",
+        "6d3107070707070707070707070707070707010a2f7372632f6d2e65726c0201",
+        "66010167000300010a01010b00010c0200010101010200026d32070707070707",
+        "07070707070707070707010a2f7372632f6d2e65726c020166010167000200010a",
+        "01010b0200010101010100434e545232000000000000000287acd99ef606a68c",
+        "3b524caa163dd93b030100fb2c01c63542928ca1297299fd19f0dbd89ddb02fd",
+        "ffffffffffffffff05",
+    );
+
+    pub(crate) fn v1_file() -> Vec<u8> {
+        (0..V1_SAMPLE_HEX.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&V1_SAMPLE_HEX[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// Re-encodes a decoded snapshot with its pruned sites.
+    fn reencode(d: &Decoded) -> Vec<u8> {
+        let blobs: Vec<_> = d
+            .metas
+            .iter()
+            .map(|m| MetaBlob {
+                hash: m.hash,
+                bytes: m.bytes,
+            })
+            .collect();
+        let ps: Vec<_> = d
+            .counters
+            .iter()
+            .map(|(i, c)| (d.metas[*i].hash, packed(c)))
+            .collect();
+        let cs: Vec<_> = ps
+            .iter()
+            .map(|(h, p)| CounterRef {
+                meta: *h,
+                packed: p,
+            })
+            .collect();
+        let pr: Vec<_> = ps
+            .iter()
+            .zip(&d.pruned)
+            .map(|((h, _), p)| PrunedRef { meta: *h, sites: p })
+            .collect();
+        encode_with_pruned(&d.origins, &blobs, &cs, &pr).unwrap()
+    }
+
+    #[test]
+    fn v2_round_trip_with_pruned_sites() {
+        let file = pruned_file();
+        assert_eq!(le_u32(&file[8..]), 2);
+        let d = decode(&file).unwrap();
+        assert_eq!(d.version, 2);
+        assert_eq!(
+            d.counters,
+            vec![(0, vec![1, 0, 300]), (1, vec![u64::MAX, 5])]
+        );
+        assert_eq!(d.pruned, vec![vec![0, 2], vec![]]);
+        assert_eq!(reencode(&d), file);
+        // Pruning is not part of the build: the metadata (and its hash) are those of the
+        // unpruned data, so both merge.
+        let plain = sample_file();
+        let p = decode(&plain).unwrap();
+        let hashes = |d: &Decoded| d.metas.iter().map(|m| m.hash).collect::<Vec<_>>();
+        assert_eq!(hashes(&d), hashes(&p));
+        assert_eq!(
+            d.metas.iter().map(|m| m.bytes).collect::<Vec<_>>(),
+            p.metas.iter().map(|m| m.bytes).collect::<Vec<_>>()
+        );
+        assert_ne!(d.content_hash, p.content_hash, "the content does differ");
+    }
+
+    #[test]
+    fn version_1_files_still_decode() {
+        let file = v1_file();
+        assert_eq!(&file[..8], &MAGIC);
+        assert_eq!(le_u32(&file[8..]), 1);
+        let d = decode(&file).unwrap();
+        assert_eq!(d.version, 1);
+        assert_eq!(d.origins, vec![origin()]);
+        assert_eq!(
+            d.metas.iter().map(|m| m.meta.module).collect::<Vec<_>>(),
+            vec!["m1", "m2"]
+        );
+        assert_eq!(
+            d.metas[0].hash,
+            sample_meta("m1", 3).0,
+            "same metadata hash"
+        );
+        assert_eq!(
+            d.counters,
+            vec![(0, vec![1, 0, 300]), (1, vec![u64::MAX, 5])]
+        );
+        assert_eq!(d.pruned, vec![Vec::<u32>::new(), vec![]]);
+        // Written again, it is a version 2 file with the same content.
+        let again = reencode(&d);
+        assert_eq!(again, sample_file());
+        let d2 = decode(&again).unwrap();
+        assert_eq!(d2.version, VERSION);
+        assert_eq!(d2.counters, d.counters);
+        // A version 1 file merges with version 2 files.
+        let (merged, _) = crate::merge::merge_files(&[&file, &pruned_file()]).unwrap();
+        let m = decode(&merged).unwrap();
+        assert_eq!(
+            m.counters,
+            vec![(0, vec![2, 0, 600]), (1, vec![u64::MAX, 10])]
+        );
+    }
+
+    #[test]
+    fn version_0_is_malformed() {
+        let mut f = sample_file();
+        f[8..12].copy_from_slice(&0u32.to_le_bytes());
+        let e = decode(&f).unwrap_err();
+        assert_eq!(e.kind(), "malformed");
+        assert!(e.to_string().contains("version 0"), "{e}");
+    }
+
+    /// A file with one module of 3 sites whose counter entry carries `pruned` as given.
+    fn file_with_pruned(pruned: &[u32]) -> Vec<u8> {
+        let (h1, b1) = sample_meta("m1", 3);
+        let mut meta_payload = bincode::serde::encode_to_vec(1u64, CONFIG).unwrap();
+        meta_payload.extend_from_slice(&b1);
+        let mut cntr = bincode::serde::encode_to_vec(1u64, CONFIG).unwrap();
+        cntr.extend(
+            bincode::serde::encode_to_vec(
+                CounterOut {
+                    meta: h1,
+                    counts: Packed(&packed(&[1, 2, 3])),
+                    pruned,
+                },
+                CONFIG,
+            )
+            .unwrap(),
+        );
+        let mut f = vec![0u8; HEADER_LEN];
+        f[0..8].copy_from_slice(&MAGIC);
+        f[8..12].copy_from_slice(&VERSION.to_le_bytes());
+        section(&mut f, b"PROV", &[0]);
+        section(&mut f, b"META", &meta_payload);
+        section(&mut f, b"CNTR", &cntr);
+        reseal(f)
+    }
+
+    #[test]
+    fn pruned_sites_are_validated_on_decode() {
+        assert_eq!(
+            decode(&file_with_pruned(&[0, 2])).unwrap().pruned,
+            vec![vec![0, 2]]
+        );
+        let e = decode(&file_with_pruned(&[0, 3])).unwrap_err();
+        assert_eq!(e.kind(), "malformed");
+        let msg = e.to_string();
+        assert!(msg.contains("counters"), "{msg}");
+        assert!(
+            msg.contains("module m1: pruned site index 3 is out of range (the module has 3 sites)"),
+            "{msg}"
+        );
+        let e = decode(&file_with_pruned(&[u32::MAX])).unwrap_err();
+        assert!(
+            e.to_string().contains("index 4294967295 is out of range"),
+            "{e}"
+        );
+        for bad in [&[1, 1][..], &[2, 1]] {
+            let e = decode(&file_with_pruned(bad)).unwrap_err();
+            assert_eq!(e.kind(), "malformed");
+            assert!(e.to_string().contains("not strictly increasing"), "{e}");
+        }
+    }
+
+    #[test]
+    fn pruned_sites_are_checked_on_encode() {
+        let (h, b) = sample_meta("m", 2);
+        let c = packed(&[1, 2]);
+        let blob = [MetaBlob { hash: h, bytes: &b }];
+        let counters = [CounterRef {
+            meta: h,
+            packed: &c,
+        }];
+        let e = encode_with_pruned(
+            &[],
+            &blob,
+            &counters,
+            &[PrunedRef {
+                meta: h,
+                sites: &[0, 2],
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "bad_input");
+        assert!(
+            e.to_string().contains("pruned site index 2") && e.to_string().contains("2 sites"),
+            "{e}"
+        );
+        // Pruned sites of a build without counters.
+        let e = encode_with_pruned(
+            &[],
+            &blob,
+            &[],
+            &[PrunedRef {
+                meta: h,
+                sites: &[0],
+            }],
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), "bad_input");
+        assert!(e.to_string().contains("has no counters"), "{e}");
+        // An empty set is no set.
+        let f = encode_with_pruned(
+            &[],
+            &blob,
+            &[],
+            &[PrunedRef {
+                meta: h,
+                sites: &[],
+            }],
+        );
+        assert_eq!(f.unwrap(), encode(&[], &blob, &[]).unwrap());
+    }
+
+    #[test]
+    fn merged_files_keep_the_union_of_pruned_sites() {
+        let (h1, b1) = sample_meta("m1", 3);
+        let blob = [MetaBlob {
+            hash: h1,
+            bytes: &b1,
+        }];
+        let one = |counts: &[u64], pruned: &[u32]| {
+            let c = packed(counts);
+            encode_with_pruned(
+                &[origin()],
+                &blob,
+                &[CounterRef {
+                    meta: h1,
+                    packed: &c,
+                }],
+                &[PrunedRef {
+                    meta: h1,
+                    sites: pruned,
+                }],
+            )
+            .unwrap()
+        };
+        let a = one(&[1, 0, 0], &[0]);
+        let b = one(&[0, 0, 4], &[2]);
+        let c = one(&[0, 0, 0], &[]);
+        let files = [&a[..], &b[..], &c[..], &v1_file()[..]];
+        // The merge itself unites the pruned sets (and sums the counts).
+        let (merged, _) = crate::merge::merge_files(&files).unwrap();
+        let d = decode(&merged).unwrap();
+        let i = d.metas.iter().position(|m| m.hash == h1).unwrap();
+        let k = d.counters.iter().position(|(m, _)| *m == i).unwrap();
+        assert_eq!(d.counters[k].1, vec![2, 0, 304]);
+        assert_eq!(d.pruned[k], vec![0, 2]);
+        assert!(d
+            .pruned
+            .iter()
+            .enumerate()
+            .all(|(j, p)| j == k || p.is_empty()));
+        // Unpruned inputs merge to unpruned output.
+        let (plain, _) = crate::merge::merge_files(&[&c[..], &c[..]]).unwrap();
+        assert!(decode(&plain).unwrap().pruned.iter().all(Vec::is_empty));
+    }
+
     #[test]
     fn round_trip() {
         let file = sample_file();
@@ -726,6 +1160,7 @@ mod tests {
             d.counters,
             vec![(0, vec![1, 0, 300]), (1, vec![u64::MAX, 5])]
         );
+        assert_eq!(d.pruned, vec![Vec::<u32>::new(), vec![]]);
         assert_eq!(d.content_hash, hash_of(&file[HEADER_LEN..]));
         // Re-encoding from the decoded parts gives the same bytes.
         let blobs: Vec<_> = d
@@ -866,7 +1301,12 @@ mod tests {
 
     #[test]
     fn truncated_at_every_length_names_the_section() {
-        let file = sample_file();
+        for file in [sample_file(), pruned_file(), v1_file()] {
+            truncated_at_every_length(&file);
+        }
+    }
+
+    fn truncated_at_every_length(file: &[u8]) {
         let body = &file[HEADER_LEN..];
         // Section boundaries within the file.
         let mut bounds = vec![];
@@ -898,10 +1338,15 @@ mod tests {
 
     #[test]
     fn every_flipped_byte_is_detected() {
-        let file = sample_file();
+        for file in [sample_file(), pruned_file(), v1_file()] {
+            every_flipped_byte(&file);
+        }
+    }
+
+    fn every_flipped_byte(file: &[u8]) {
         for i in 0..file.len() {
             for bit in [0x01u8, 0x80] {
-                let mut f = file.clone();
+                let mut f = file.to_vec();
                 f[i] ^= bit;
                 let e = decode(&f).expect_err(&format!("flip at {i} went unnoticed"));
                 let want: &[&str] = match i {
@@ -919,9 +1364,11 @@ mod tests {
     #[test]
     fn future_version_and_trailing_data() {
         let mut f = sample_file();
-        f[8..12].copy_from_slice(&2u32.to_le_bytes());
+        f[8..12].copy_from_slice(&3u32.to_le_bytes());
         let e = decode(&f).unwrap_err();
-        assert_eq!(e, SnapshotError::FutureVersion { found: 2 });
+        assert_eq!(e, SnapshotError::FutureVersion { found: 3 });
+        assert_eq!(e.kind(), "unsupported_version");
+        assert!(e.to_string().contains("version 3"), "{e}");
         assert!(e.to_string().contains("upgrade LiveCov"));
         let mut f = sample_file();
         f.push(0);
@@ -942,21 +1389,27 @@ mod tests {
 
     #[test]
     fn structurally_bad_bodies_with_a_valid_checksum() {
-        let file = sample_file();
         // Every byte of the body replaced, checksum fixed: never a panic, and either an
         // error or a snapshot that still validates.
-        for i in HEADER_LEN..file.len() {
-            for v in [0u8, 0xff, 0x7f] {
-                let mut f = file.clone();
-                f[i] = v;
-                let f = reseal(f);
-                if let Ok(d) = decode(&f) {
-                    for (idx, c) in &d.counters {
-                        assert_eq!(c.len(), d.metas[*idx].meta.sites.len());
+        for file in [sample_file(), pruned_file(), v1_file()] {
+            for i in HEADER_LEN..file.len() {
+                for v in [0u8, 0xff, 0x7f] {
+                    let mut f = file.clone();
+                    f[i] = v;
+                    let f = reseal(f);
+                    if let Ok(d) = decode(&f) {
+                        assert_eq!(d.pruned.len(), d.counters.len());
+                        for ((idx, c), p) in d.counters.iter().zip(&d.pruned) {
+                            let n = d.metas[*idx].meta.sites.len();
+                            assert_eq!(c.len(), n);
+                            assert!(p.windows(2).all(|w| w[0] < w[1]));
+                            assert!(p.iter().all(|&i| (i as usize) < n));
+                        }
                     }
                 }
             }
         }
+        let file = sample_file();
         // A wrong section tag.
         let mut f = file.clone();
         f[HEADER_LEN..HEADER_LEN + 4].copy_from_slice(b"XXXX");
@@ -1020,6 +1473,7 @@ mod tests {
                 CounterOut {
                     meta: other,
                     counts: Packed(&packed(&[1, 2, 3])),
+                    pruned: &[],
                 },
                 CONFIG,
             )
@@ -1042,6 +1496,7 @@ mod tests {
                 CounterOut {
                     meta: h1,
                     counts: Packed(&packed(&[1, 2])),
+                    pruned: &[],
                 },
                 CONFIG,
             )

@@ -3,12 +3,17 @@
 //! module's sites are a tuple of `{function, arity, clause, line}` on the Elixir side and a
 //! function table plus `(function index, clause, line)` in the file.
 //!
+//! A build's counters travel as `{hash, packed_counts, pruned}`, `pruned` being the sorted
+//! indices of the sites pruned in adaptive coverage mode (`[]` when none); the encoder also
+//! takes `{hash, packed_counts}` for no pruned site.
+//!
 //! Everything that can touch megabytes (metadata batches, encode, decode, merge) runs on a
 //! dirty CPU scheduler. Errors come back as `{:error, {kind, message}}`.
 
 use live_cov_core::merge::{add_packed, merge_files, sub_packed};
 use live_cov_core::snapshot::{
-    decode, encode, hash_of, CounterRef, Hash, Meta, MetaBlob, Origin, SnapshotError, HEADER_LEN,
+    decode, encode_with_pruned, hash_of, CounterRef, Hash, Meta, MetaBlob, Origin, PrunedRef,
+    SnapshotError, HEADER_LEN,
 };
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term};
@@ -192,10 +197,32 @@ fn origin_input(t: Term) -> Result<OriginInput, SnapshotError> {
     })
 }
 
+/// `{hash, packed}` or `{hash, packed, pruned}`.
+fn counter_input<'a>(t: Term<'a>) -> Result<(Hash, Binary<'a>, Vec<u32>), SnapshotError> {
+    const SHAPE: &str =
+        "a counter entry must be {hash, packed_counts} or {hash, packed_counts, pruned_sites}";
+    let p = get_tuple(t).map_err(|_| bad(SHAPE))?;
+    let (h, b, pruned) = match p[..] {
+        [h, b] => (h, b, None),
+        [h, b, pruned] => (h, b, Some(pruned)),
+        _ => return Err(bad(SHAPE)),
+    };
+    let packed: Binary = b
+        .decode()
+        .map_err(|_| bad("packed counts must be a binary"))?;
+    let pruned = match pruned {
+        None => Vec::new(),
+        Some(l) => l.decode::<Vec<u32>>().map_err(|_| {
+            bad("pruned sites must be a list of site indices (integers in 0..2^32)")
+        })?,
+    };
+    Ok((hash_of_term(h)?, packed, pruned))
+}
+
 fn do_encode<'a>(
     origins: Vec<Term<'a>>,
     metas: Vec<(Term<'a>, Binary<'a>)>,
-    counters: Vec<(Term<'a>, Binary<'a>)>,
+    counters: Vec<Term<'a>>,
 ) -> Result<Vec<u8>, SnapshotError> {
     let origins = origins
         .into_iter()
@@ -223,26 +250,33 @@ fn do_encode<'a>(
             })
         })
         .collect::<Result<Vec<_>, SnapshotError>>()?;
-    let counters = counters
-        .iter()
-        .map(|(h, b)| {
-            Ok(CounterRef {
-                meta: hash_of_term(*h)?,
-                packed: b.as_slice(),
-            })
-        })
+    let inputs = counters
+        .into_iter()
+        .map(counter_input)
         .collect::<Result<Vec<_>, SnapshotError>>()?;
-    encode(&origins, &metas, &counters)
+    let counters: Vec<CounterRef> = inputs
+        .iter()
+        .map(|(h, b, _)| CounterRef {
+            meta: *h,
+            packed: b.as_slice(),
+        })
+        .collect();
+    let pruned: Vec<PrunedRef> = inputs
+        .iter()
+        .filter(|(_, _, p)| !p.is_empty())
+        .map(|(h, _, p)| PrunedRef { meta: *h, sites: p })
+        .collect();
+    encode_with_pruned(&origins, &metas, &counters, &pruned)
 }
 
-/// Encodes a snapshot file from origins, `[{hash, meta_bytes}]` and `[{hash, packed_counts}]`:
-/// `{:ok, {file, content_hash}}`.
+/// Encodes a snapshot file from origins, `[{hash, meta_bytes}]` and
+/// `[{hash, packed_counts} | {hash, packed_counts, pruned_sites}]`: `{:ok, {file, content_hash}}`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn snapshot_encode<'a>(
     env: Env<'a>,
     origins: Vec<Term<'a>>,
     metas: Vec<(Term<'a>, Binary<'a>)>,
-    counters: Vec<(Term<'a>, Binary<'a>)>,
+    counters: Vec<Term<'a>>,
 ) -> Term<'a> {
     match do_encode(origins, metas, counters) {
         Ok(bytes) => {
@@ -337,13 +371,14 @@ fn do_decode<'a>(env: Env<'a>, input: Binary<'a>) -> Result<Term<'a>, SnapshotEr
     let counters: Vec<Term> = d
         .counters
         .iter()
-        .map(|(i, counts)| {
+        .zip(&d.pruned)
+        .map(|((i, counts), pruned)| {
             let mut b = NewBinary::new(env, counts.len() * 8);
             for (chunk, c) in b.as_mut_slice().chunks_exact_mut(8).zip(counts) {
                 chunk.copy_from_slice(&c.to_le_bytes());
             }
             let b: Binary = b.into();
-            (binary(env, &d.metas[*i].hash), b).encode(env)
+            (binary(env, &d.metas[*i].hash), b, pruned).encode(env)
         })
         .collect();
     Ok(make_tuple(
@@ -360,7 +395,7 @@ fn do_decode<'a>(env: Env<'a>, input: Binary<'a>) -> Result<Term<'a>, SnapshotEr
 
 /// Decodes a snapshot file: `{:ok, {version, content_hash, origins, metas, counters}}` with
 /// `metas = [{hash, bytes, module, md5, source, beam_path, sites_tuple, clauses}]` and
-/// `counters = [{hash, packed_counts}]`, or `{:error, {kind, message}}`.
+/// `counters = [{hash, packed_counts, pruned_sites}]`, or `{:error, {kind, message}}`.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn snapshot_decode<'a>(env: Env<'a>, input: Binary<'a>) -> Term<'a> {
     match do_decode(env, input) {
@@ -370,7 +405,8 @@ fn snapshot_decode<'a>(env: Env<'a>, input: Binary<'a>) -> Term<'a> {
 }
 
 /// Merges encoded snapshot files: `{:ok, {file, [{module_name, [hash]}]}}` where the list
-/// names the modules that have more than one build in the result.
+/// names the modules that have more than one build in the result. Counts of the same build
+/// are summed and its pruned sites united.
 #[rustler::nif(schedule = "DirtyCpu")]
 fn snapshot_merge_files<'a>(env: Env<'a>, files: Vec<Binary<'a>>) -> Term<'a> {
     let slices: Vec<&[u8]> = files.iter().map(|b| b.as_slice()).collect();
