@@ -23,10 +23,14 @@
 # disturbed runs of deterministic CPU-bound code). The bump rows count what the instrumented
 # code executed per run (from the counters): the cost that timing noise cannot hide.
 
+Code.require_file("support/bench_helpers.exs", __DIR__)
+
 defmodule LiveCov.Bench.Adaptive do
   @moduledoc false
 
   alias LiveCov.{ModuleInfo, Registry}
+
+  import LiveCov.Bench.Helpers, only: [cpu_model: 0, fmt_int: 1]
 
   @tools [:twin, :cover, :counts, :coverage]
   @labels %{
@@ -301,30 +305,13 @@ defmodule LiveCov.Bench.Adaptive do
 
   defp ratios(%{rounds: rounds}), do: Enum.map(rounds, & &1.ratio)
 
-  defp fmt_int(x) do
-    x
-    |> round()
-    |> Integer.to_string()
-    |> String.reverse()
-    |> String.replace(~r/(\d{3})(?=\d)/, "\\1,")
-    |> String.reverse()
-  end
-
   defp mean([]), do: 0.0
   defp mean(xs), do: Enum.sum(xs) / length(xs)
 
   defp fmt(x, d), do: :erlang.float_to_binary(x / 1, decimals: d)
 
   defp system_line(opts) do
-    cpu =
-      with {:ok, text} <- File.read("/proc/cpuinfo"),
-           [_, model] <- Regex.run(~r/model name\s*:\s*(.+)/, text) do
-        String.trim(model)
-      else
-        _ -> "unknown CPU"
-      end
-
-    "OTP #{System.otp_release()}, Elixir #{System.version()}, #{cpu}, " <>
+    "OTP #{System.otp_release()}, Elixir #{System.version()}, #{cpu_model()}, " <>
       "#{System.schedulers_online()} schedulers, #{opts.clock} time. Run: #{opts.procs} processes × " <>
       "workload(#{opts.size}); #{opts.rounds} rounds per tool, each #{opts.reps} runs " <>
       "interleaved with #{opts.reps} uninstrumented runs (fastest run vs fastest run).\n"

@@ -19,8 +19,12 @@
 # overall and per format; the application's operation latency without and during the load.
 # Exit status 1 when a request failed.
 
+Code.require_file("support/bench_helpers.exs", __DIR__)
+
 defmodule LiveCov.Bench.AgentLoad do
   @moduledoc false
+
+  import LiveCov.Bench.Helpers, only: [cpu_model: 0]
 
   @token "agent-load-bench-token-0123456789"
 
@@ -427,15 +431,6 @@ defmodule LiveCov.Bench.AgentLoad do
   defp kb(nil), do: "?"
   defp kb(b) when b >= 1_048_576, do: "#{Float.round(b / 1_048_576, 2)} MiB"
   defp kb(b), do: "#{Float.round(b / 1024, 1)} KiB"
-
-  defp cpu_model do
-    with {:ok, info} <- File.read("/proc/cpuinfo"),
-         [_, model] <- Regex.run(~r/model name\s*:\s*(.+)/, info) do
-      String.trim(model)
-    else
-      _ -> "unknown CPU"
-    end
-  end
 end
 
 LiveCov.Bench.AgentLoad.main(System.argv())

@@ -21,10 +21,13 @@
 # forms: one calling LiveCov.Native.bump_rustler/2 (the rustler #[nif] wrapper) and one
 # calling bump/2 with an unregistered slot (a NIF call that finds no slot: the floor).
 
+Code.require_file("support/bench_helpers.exs", __DIR__)
+
 defmodule LiveCov.Bench.HotPath do
   @moduledoc false
 
   import Bitwise
+  import LiveCov.Bench.Helpers, only: [cpu_model: 0, fmt_int: 1]
 
   @fixture Path.expand("support/hot_path_bench.erl", __DIR__)
   @tag "#LIVE_COV_BENCH#"
@@ -297,19 +300,7 @@ defmodule LiveCov.Bench.HotPath do
   end
 
   defp system_line(opts) do
-    cpu =
-      case File.read("/proc/cpuinfo") do
-        {:ok, text} ->
-          case Regex.run(~r/model name\s*:\s*(.+)/, text) do
-            [_, model] -> String.trim(model)
-            _ -> "unknown CPU"
-          end
-
-        _ ->
-          "unknown CPU"
-      end
-
-    "Machine: #{cpu}, #{default_schedulers()} logical CPUs available. " <>
+    "Machine: #{cpu_model()}, #{default_schedulers()} logical CPUs available. " <>
       "OTP #{:erlang.system_info(:otp_release)} (erts #{:erlang.system_info(:version)}, " <>
       "#{:erlang.system_info(:emu_flavor)}), Elixir #{System.version()}. " <>
       "Each tool in its own BEAM with `+S #{opts.schedulers} +sbwt none +sbwtdcpu none +sbwtdio none`."
@@ -482,9 +473,6 @@ defmodule LiveCov.Bench.HotPath do
   defp ns(x), do: fmt(x, 2)
   defp ms(ns), do: fmt(ns / 1.0e6, 1)
   defp fmt(x, d), do: :erlang.float_to_binary(x / 1, decimals: d)
-
-  defp fmt_int(n),
-    do: n |> Integer.to_string() |> String.replace(~r/\B(?=(\d{3})+(?!\d))/, ",")
 
   def fixture, do: @fixture
 

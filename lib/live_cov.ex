@@ -18,16 +18,9 @@ defmodule LiveCov do
 
   alias LiveCov.{Analyse, Registry, Stats}
 
-  @stats_opts [
-    :compile_root,
-    :runtime_root,
-    :path_map,
-    :root,
-    :ignore_modules,
-    :skip_files,
-    :empty_coverage,
-    :generated_at
-  ]
+  require LiveCov.Nodes
+
+  @stats_opts Stats.known_opts()
 
   @typedoc "An application name, a module, a beam file, a directory of beams, or a list of them."
   @type target :: atom | Path.t() | charlist | [target]
@@ -272,26 +265,10 @@ defmodule LiveCov do
 
   # On a node covered by another node (see LiveCov.Nodes) these answer
   # {:error, {:not_main_node, message}}.
-  for {name, arity} <- [
-        start: 2,
-        stop: 0,
-        reset: 0,
-        prune: 0,
-        report: 1,
-        total_coverage: 1,
-        write: 3
-      ],
-      Module.defines?(__MODULE__, {name, arity}, :def) do
-    args = Macro.generate_arguments(arity, __MODULE__)
-    defoverridable [{name, arity}]
-
-    def unquote(name)(unquote_splicing(args)) do
-      case LiveCov.Nodes.check_main() do
-        :ok -> super(unquote_splicing(args))
-        _ -> LiveCov.Nodes.not_main_node()
-      end
-    end
-  end
+  LiveCov.Nodes.main_node_only(
+    [start: 2, stop: 0, reset: 0, prune: 0, report: 1, total_coverage: 1, write: 3],
+    :message
+  )
 
   ## Snapshots, export and import (LiveCov.Snapshot, LiveCov.Imported)
 

@@ -20,6 +20,8 @@ defmodule LiveCov.Cover do
 
   alias LiveCov.{Analyse, Counts, Registry, Table}
 
+  require LiveCov.Nodes
+
   @analyses [:calls, :coverage]
   @levels [:module, :function, :clause, :line]
 
@@ -246,10 +248,12 @@ defmodule LiveCov.Cover do
     end
   end
 
-  @doc "Restores every instrumented module's original code and stops."
+  @doc "Restores every instrumented module's original code, forgets imported data and stops."
   def stop do
     _ = LiveCov.Nodes.stop_nodes(:all)
     _ = Registry.restore(:all)
+    # As cover: stopping forgets imported data too.
+    _ = LiveCov.Imported.clear()
     Registry.mark_stopped()
   end
 
@@ -303,38 +307,33 @@ defmodule LiveCov.Cover do
 
   # On a covered node the main-node-only functions answer {:error, :not_main_node}, as
   # :cover's do (wrapping whichever of them are defined above).
-  for {name, arity} <- [
-        start: 1,
-        stop: 0,
-        stop: 1,
-        flush: 1,
-        which_nodes: 0,
-        compile_beam: 1,
-        compile_beam_directory: 0,
-        compile_beam_directory: 1,
-        analyse: 0,
-        analyse: 1,
-        analyse: 2,
-        analyse: 3,
-        analyse_to_file: 1,
-        analyse_to_file: 2,
-        analyse_to_file: 3,
-        modules: 0,
-        is_compiled: 1,
-        reset: 0,
-        reset: 1,
-        export: 1,
-        export: 2,
-        import: 1,
-        imported: 0,
-        imported_modules: 0
-      ],
-      Module.defines?(__MODULE__, {name, arity}, :def) do
-    args = Macro.generate_arguments(arity, __MODULE__)
-    defoverridable [{name, arity}]
-
-    def unquote(name)(unquote_splicing(args)) do
-      with :ok <- LiveCov.Nodes.check_main(), do: super(unquote_splicing(args))
-    end
-  end
+  LiveCov.Nodes.main_node_only(
+    [
+      start: 1,
+      stop: 0,
+      stop: 1,
+      flush: 1,
+      which_nodes: 0,
+      compile_beam: 1,
+      compile_beam_directory: 0,
+      compile_beam_directory: 1,
+      analyse: 0,
+      analyse: 1,
+      analyse: 2,
+      analyse: 3,
+      analyse_to_file: 1,
+      analyse_to_file: 2,
+      analyse_to_file: 3,
+      modules: 0,
+      is_compiled: 1,
+      reset: 0,
+      reset: 1,
+      export: 1,
+      export: 2,
+      import: 1,
+      imported: 0,
+      imported_modules: 0
+    ],
+    :reason
+  )
 end

@@ -116,15 +116,7 @@ defmodule LiveCov.Coverdata do
 
   @doc "Reads and decodes a `.coverdata` file."
   @spec read(Path.t()) :: {:ok, Snapshot.t()} | Snapshot.error()
-  def read(path) do
-    case File.read(to_string(path)) do
-      {:ok, data} ->
-        with {:error, {kind, msg}} <- decode(data), do: {:error, {kind, "#{path}: #{msg}"}}
-
-      {:error, reason} ->
-        {:error, {:cant_read, "cannot read #{path}: #{:file.format_error(reason)}"}}
-    end
-  end
+  def read(path), do: Snapshot.read_with(path, &decode/1)
 
   defp records(<<>>, _offset, _i, acc), do: {:ok, Enum.reverse(acc)}
 

@@ -27,7 +27,7 @@ defmodule LiveCov.ExUnit do
   `async: false` modules (or `mix test --max-cases 1`) for exact per-test data.
   """
 
-  alias LiveCov.{Analyse, Registry, Snapshot, Table}
+  alias LiveCov.{Analyse, Registry, Snapshot, Table, Util}
 
   @lines :live_cov_ex_unit_lines
   @tests :live_cov_ex_unit_tests
@@ -166,7 +166,7 @@ defmodule LiveCov.ExUnit do
     file = to_string(file)
 
     @lines
-    |> safe_match({{:_, line}, :_, :_})
+    |> Util.ets_match_object({{:_, line}, :_, :_})
     |> Enum.filter(fn {{source, _}, _, _} -> same_file?(source, file) end)
     |> Enum.map(fn {{source, _}, {m, t}, n} -> %{module: m, test: t, file: source, count: n} end)
     |> Enum.sort_by(&{&1.module, &1.test, &1.file})
@@ -182,7 +182,7 @@ defmodule LiveCov.ExUnit do
   @doc "What one test ran: `%{source_file => %{line => count}}`, or `nil` if not recorded."
   @spec covered_by(module, atom) :: %{String.t() => %{pos_integer => pos_integer}} | nil
   def covered_by(module, test) do
-    case safe_lookup(@tests, {module, test}) do
+    case Util.ets_lookup(@tests, {module, test}) do
       [{_, %{files: files}}] -> files
       [] -> nil
     end
@@ -193,7 +193,7 @@ defmodule LiveCov.ExUnit do
   """
   @spec delta(module, atom) :: Snapshot.t() | nil
   def delta(module, test) do
-    case safe_lookup(@tests, {module, test}) do
+    case Util.ets_lookup(@tests, {module, test}) do
       [{_, %{modules: mods}}] ->
         infos = mods |> Map.keys() |> Enum.map(&Registry.lookup/1) |> Enum.reject(&is_nil/1)
         {metas, _} = Snapshot.metas_of(infos)
@@ -217,7 +217,7 @@ defmodule LiveCov.ExUnit do
 
   @doc "Every recorded test: `%{{module, test} => %{source_file => %{line => count}}}`."
   @spec results() :: %{test_id => map}
-  def results, do: @tests |> safe_tab2list() |> Map.new(fn {id, %{files: f}} -> {id, f} end)
+  def results, do: @tests |> Util.ets_tab2list() |> Map.new(fn {id, %{files: f}} -> {id, f} end)
 
   @doc "Forgets every recorded test."
   @spec clear() :: :ok
@@ -227,24 +227,6 @@ defmodule LiveCov.ExUnit do
         do: :ets.delete_all_objects(t)
 
     :ok
-  end
-
-  defp safe_match(table, pattern) do
-    :ets.match_object(table, pattern)
-  rescue
-    ArgumentError -> []
-  end
-
-  defp safe_lookup(table, key) do
-    :ets.lookup(table, key)
-  rescue
-    ArgumentError -> []
-  end
-
-  defp safe_tab2list(table) do
-    :ets.tab2list(table)
-  rescue
-    ArgumentError -> []
   end
 
   defmodule Store do

@@ -20,7 +20,7 @@ defmodule LiveCov.Imported do
   """
   use GenServer
 
-  alias LiveCov.{Coverdata, Registry, Snapshot, Table}
+  alias LiveCov.{Coverdata, Registry, Snapshot, Table, Util}
   alias LiveCov.Snapshot.Meta
 
   @builds :live_cov_imported_builds
@@ -198,7 +198,7 @@ defmodule LiveCov.Imported do
   def builds do
     loaded = loaded()
 
-    safe_tab2list(@builds)
+    Util.ets_tab2list(@builds)
     |> Enum.sort_by(&elem(&1, 4))
     |> Enum.group_by(&elem(&1, 1).module, fn {hash, meta, packed, kind, _seq, _pruned} ->
       %{
@@ -229,7 +229,7 @@ defmodule LiveCov.Imported do
   @doc "The imports done, oldest first: `[%{path:, kind:, content_hash:, provenance:, modules:, imported_at:}]`."
   @spec files() :: [map]
   def files do
-    safe_tab2list(@files) |> Enum.map(&elem(&1, 1)) |> Enum.sort_by(& &1.seq)
+    Util.ets_tab2list(@files) |> Enum.map(&elem(&1, 1)) |> Enum.sort_by(& &1.seq)
   end
 
   @doc "Imported file names, absolute, as `:cover.imported/0`."
@@ -239,12 +239,12 @@ defmodule LiveCov.Imported do
   @doc "Modules with imported data, as `:cover.imported_modules/0`."
   @spec imported_modules() :: [module]
   def imported_modules,
-    do: safe_tab2list(@by_module) |> Enum.map(&elem(&1, 0)) |> Enum.uniq() |> Enum.sort()
+    do: Util.ets_tab2list(@by_module) |> Enum.map(&elem(&1, 0)) |> Enum.uniq() |> Enum.sort()
 
   @doc "All imported data as one snapshot (one entry per build; provenance of every import)."
   @spec snapshot() :: Snapshot.t()
   def snapshot do
-    builds = safe_tab2list(@builds)
+    builds = Util.ets_tab2list(@builds)
 
     %Snapshot{
       provenance: Enum.flat_map(files(), & &1.provenance),
@@ -258,12 +258,6 @@ defmodule LiveCov.Imported do
   @spec clear() :: :ok
   def clear do
     if Process.whereis(__MODULE__), do: GenServer.call(__MODULE__, :clear), else: :ok
-  end
-
-  defp safe_tab2list(table) do
-    :ets.tab2list(table)
-  rescue
-    ArgumentError -> []
   end
 
   ## Server

@@ -359,19 +359,10 @@ defmodule LiveCov.MixTool do
   defp parse_modules(list, path) when is_list(list) do
     list
     |> Enum.with_index()
-    |> Enum.reduce_while({:ok, []}, fn {entry, i}, {:ok, acc} ->
-      case parse_module(entry) do
-        {:ok, m} ->
-          {:cont, {:ok, [m | acc]}}
-
-        :error ->
-          {:halt, invalid(path, "modules[#{i}] is malformed: #{inspect(entry, limit: 5)}")}
-      end
+    |> LiveCov.Util.map_ok(fn {entry, i} ->
+      with :error <- parse_module(entry),
+           do: invalid(path, "modules[#{i}] is malformed: #{inspect(entry, limit: 5)}")
     end)
-    |> case do
-      {:ok, acc} -> {:ok, Enum.reverse(acc)}
-      error -> error
-    end
   end
 
   defp parse_modules(_, path), do: invalid(path, "\"modules\" must be a list")

@@ -53,6 +53,32 @@ defmodule LiveCov.Nodes do
     end
   end
 
+  @doc """
+  Makes the listed `{name, arity}` functions of the calling module (those it defines before
+  this call) answer only on the main node: on a covered node they return, instead of running,
+  `check_main/0`'s `{:error, :not_main_node}` (`error: :reason`) or `not_main_node/0`'s
+  message (`error: :message`).
+  """
+  defmacro main_node_only(functions, error) when error in [:reason, :message] do
+    quote bind_quoted: [functions: functions, error: error] do
+      for {name, arity} <- functions, Module.defines?(__MODULE__, {name, arity}, :def) do
+        args = Macro.generate_arguments(arity, __MODULE__)
+        defoverridable [{name, arity}]
+
+        def unquote(name)(unquote_splicing(args)) do
+          case LiveCov.Nodes.check_main() do
+            :ok -> super(unquote_splicing(args))
+            not_main -> LiveCov.Nodes.covered_error(unquote(error), not_main)
+          end
+        end
+      end
+    end
+  end
+
+  @doc false
+  def covered_error(:reason, error), do: error
+  def covered_error(:message, _error), do: not_main_node()
+
   @doc "The error `LiveCov`'s own functions return on a covered node."
   @spec not_main_node() :: {:error, node_error}
   def not_main_node do

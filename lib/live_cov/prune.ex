@@ -667,16 +667,7 @@ defmodule LiveCov.Prune do
   @spec validate(term) :: {:ok, keyword} | {:error, {atom, String.t()}}
   def validate(opts) when is_list(opts) do
     if Keyword.keyword?(opts) do
-      Enum.reduce_while(opts, {:ok, []}, fn {k, v}, {:ok, acc} ->
-        case check(k, v) do
-          :ok -> {:cont, {:ok, [{k, v} | acc]}}
-          {:error, _} = error -> {:halt, error}
-        end
-      end)
-      |> case do
-        {:ok, acc} -> {:ok, Enum.reverse(acc)}
-        error -> error
-      end
+      LiveCov.Util.map_ok(opts, fn {k, v} -> with :ok <- check(k, v), do: {:ok, {k, v}} end)
     else
       invalid("prune options must be a keyword list, got: #{inspect(opts)}")
     end

@@ -42,19 +42,7 @@ defmodule LiveCov.Publish do
   alias LiveCov.{Format, JSON, Stats}
 
   @stats_opts [:compile_root, :runtime_root, :root, :path_map, :ignore_modules, :skip_files]
-  @coveralls_opts [
-    :service_name,
-    :service_job_id,
-    :service_number,
-    :service_pull_request,
-    :repo_token,
-    :parallel,
-    :flag_name,
-    :run_at,
-    :commit_sha,
-    :git,
-    :include_source
-  ]
+  @coveralls_opts Format.Coveralls.options()
   @own_opts [
     :stats,
     :extra,

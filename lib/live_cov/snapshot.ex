@@ -485,10 +485,15 @@ defmodule LiveCov.Snapshot do
 
   @doc "Reads and decodes a snapshot file."
   @spec read(Path.t()) :: {:ok, t} | error
-  def read(path) do
+  def read(path), do: read_with(path, &decode/1)
+
+  @doc false
+  # Reads `path` and decodes it with `decode`; errors name the file.
+  @spec read_with(Path.t(), (binary -> {:ok, t} | error)) :: {:ok, t} | error
+  def read_with(path, decode) do
     case File.read(to_string(path)) do
       {:ok, data} ->
-        with {:error, {kind, msg}} <- decode(data), do: {:error, {kind, "#{path}: #{msg}"}}
+        with {:error, {kind, msg}} <- decode.(data), do: {:error, {kind, "#{path}: #{msg}"}}
 
       {:error, reason} ->
         {:error, {:cant_read, "cannot read #{path}: #{:file.format_error(reason)}"}}

@@ -108,6 +108,10 @@ defmodule LiveCov.Stats do
     :generated_at
   ]
 
+  @doc "The options `build/2` takes."
+  @spec known_opts() :: [atom]
+  def known_opts, do: @known_opts
+
   @doc """
   Builds the statistics. Returns `%LiveCov.Stats{}`, or
   `{:error, {kind, message}}` when the input or an option is malformed (the
@@ -278,16 +282,10 @@ defmodule LiveCov.Stats do
   defp validate_entries(list) do
     list
     |> Enum.with_index()
-    |> Enum.reduce_while({:ok, []}, fn {entry, i}, {:ok, acc} ->
-      case validate_entry(entry) do
-        {:ok, e} -> {:cont, {:ok, [e | acc]}}
-        {:error, why} -> {:halt, {:error, {:invalid_module_data, "entry #{i}: #{why}"}}}
-      end
+    |> LiveCov.Util.map_ok(fn {entry, i} ->
+      with {:error, why} <- validate_entry(entry),
+           do: {:error, {:invalid_module_data, "entry #{i}: #{why}"}}
     end)
-    |> case do
-      {:ok, acc} -> {:ok, Enum.reverse(acc)}
-      err -> err
-    end
   end
 
   defp validate_entry(%{module: mod, lines: lines} = e) when is_atom(mod) and is_map(lines) do

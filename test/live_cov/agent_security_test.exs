@@ -5,6 +5,7 @@ defmodule LiveCov.AgentSecurityTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.{Agent, Registry, Table}
+  alias LiveCov.Test.{FixtureBuild, HTTP}
 
   @token "security-test-token-abcdef0123456789"
   @max_body 4_096
@@ -13,7 +14,7 @@ defmodule LiveCov.AgentSecurityTest do
     {:ok, _} = Application.ensure_all_started(:live_cov)
     _ = Agent.stop()
     LiveCov.stop()
-    dir = build_agent_app()
+    dir = FixtureBuild.agent_app("agent_sec")
     {:ok, info} = Agent.start(port: 0, token: @token, max_body_bytes: @max_body)
     assert %{instrumented: [_, _]} = LiveCov.start(:agent_app)
     apply(:agent_app_calc, :loop, [4])
@@ -22,9 +23,7 @@ defmodule LiveCov.AgentSecurityTest do
     on_exit(fn ->
       _ = Agent.stop()
       LiveCov.stop()
-      :code.del_path(String.to_charlist(dir))
-      _ = :application.unload(:agent_app)
-      File.rm_rf(dir)
+      FixtureBuild.remove_agent_app(dir)
     end)
 
     {:ok, url: info.url, port: info.port}
@@ -462,46 +461,6 @@ defmodule LiveCov.AgentSecurityTest do
     end
   end
 
-  defp build_agent_app do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_agent_sec_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000_000)}"
-      )
-
-    File.mkdir_p!(dir)
-
-    for src <- Path.wildcard("test/fixtures/agent_app/src/*.erl") do
-      {:ok, mod} =
-        :compile.file(String.to_charlist(src), [
-          :debug_info,
-          :return_errors,
-          outdir: String.to_charlist(dir)
-        ])
-
-      :code.purge(mod)
-      :code.delete(mod)
-      :code.purge(mod)
-    end
-
-    File.cp!("test/fixtures/agent_app/ebin/agent_app.app", Path.join(dir, "agent_app.app"))
-    _ = :application.unload(:agent_app)
-    :code.add_patha(String.to_charlist(dir))
-    dir
-  end
-
-  defp http(url, method, path, headers, body) do
-    headers = for {k, v} <- headers, do: {String.to_charlist(k), String.to_charlist(v)}
-    target = String.to_charlist(url <> path)
-
-    request =
-      if method in [:post, :put],
-        do: {target, headers, ~c"application/json", body || ""},
-        else: {target, headers}
-
-    {:ok, {{_, status, _}, resp_headers, resp}} =
-      :httpc.request(method, request, [timeout: 60_000], body_format: :binary)
-
-    {status, Map.new(resp_headers, fn {k, v} -> {to_string(k), to_string(v)} end), resp}
-  end
+  defp http(url, method, path, headers, body),
+    do: HTTP.request(method, url <> path, headers: headers, body: body)
 end

@@ -7,20 +7,19 @@ defmodule LiveCov.AgentTest do
 
   alias LiveCov.Agent
   alias LiveCov.Agent.{Flight, Handler}
+  alias LiveCov.Test.{FixtureBuild, HTTP}
 
   @token "agent-test-token-0123456789"
 
   setup_all do
     {:ok, _} = Application.ensure_all_started(:live_cov)
     _ = Agent.stop()
-    dir = build_agent_app()
+    dir = FixtureBuild.agent_app("agent_app")
 
     on_exit(fn ->
       _ = Agent.stop()
       LiveCov.stop()
-      :code.del_path(String.to_charlist(dir))
-      _ = :application.unload(:agent_app)
-      File.rm_rf(dir)
+      FixtureBuild.remove_agent_app(dir)
     end)
 
     {:ok, app_dir: dir}
@@ -602,69 +601,12 @@ defmodule LiveCov.AgentTest do
     assert {200, _, _} = http(url, :post, "/instrument", body: ~s({"application":"agent_app"}))
   end
 
-  defp tmp_dir do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_agent_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000_000)}"
-      )
-
-    File.mkdir_p!(dir)
-    on_exit(fn -> File.rm_rf(dir) end)
-    dir
-  end
-
-  # Compiles test/fixtures/agent_app (with debug_info) into a fresh ebin directory on the
-  # code path, next to its .app file.
-  defp build_agent_app do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_agent_app_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000_000)}"
-      )
-
-    File.mkdir_p!(dir)
-
-    for src <- Path.wildcard("test/fixtures/agent_app/src/*.erl") do
-      {:ok, mod} =
-        :compile.file(String.to_charlist(src), [
-          :debug_info,
-          :return_errors,
-          outdir: String.to_charlist(dir)
-        ])
-
-      :code.purge(mod)
-      :code.delete(mod)
-      :code.purge(mod)
-    end
-
-    File.cp!("test/fixtures/agent_app/ebin/agent_app.app", Path.join(dir, "agent_app.app"))
-    _ = :application.unload(:agent_app)
-    :code.add_patha(String.to_charlist(dir))
-    dir
-  end
+  defp tmp_dir, do: FixtureBuild.tmp_dir("agent")
 
   defp http(url, method, path, opts \\ []) do
     token = Keyword.get(opts, :token, @token)
-
-    headers =
-      if token, do: [{~c"authorization", String.to_charlist("Bearer " <> token)}], else: []
-
-    headers =
-      headers ++
-        for {k, v} <- Keyword.get(opts, :headers, []),
-            do: {String.to_charlist(k), String.to_charlist(v)}
-
-    target = String.to_charlist(url <> path)
-
-    request =
-      if method in [:post, :put],
-        do: {target, headers, ~c"application/json", Keyword.get(opts, :body, "")},
-        else: {target, headers}
-
-    {:ok, {{_, status, _}, resp_headers, body}} =
-      :httpc.request(method, request, [timeout: 60_000], body_format: :binary)
-
-    {status, Map.new(resp_headers, fn {k, v} -> {to_string(k), to_string(v)} end), body}
+    auth = if token, do: [HTTP.bearer(token)], else: []
+    headers = auth ++ Keyword.get(opts, :headers, [])
+    HTTP.request(method, url <> path, headers: headers, body: Keyword.get(opts, :body))
   end
 end

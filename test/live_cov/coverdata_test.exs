@@ -6,33 +6,20 @@ defmodule LiveCov.CoverdataTest do
   alias LiveCov.{Coverdata, Imported, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
-  @fx "test/fixtures/snapshot/snap_fx.erl"
-  @fx2 "test/fixtures/snapshot/snap_fx2.erl"
+  import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
+
   @analyses [:calls, :coverage]
   @levels [:line, :clause, :function, :module]
 
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    FixtureBuild.erlang([@fx, @fx2])
-    on_exit(fn -> LiveCov.stop() end)
-    :ok
-  end
+  setup_all :snapshot_fixtures
 
   setup do
     LiveCov.stop()
     Imported.clear()
-    dir = Path.join(System.tmp_dir!(), "live_cov_cd_#{System.unique_integer([:positive])}")
-    File.mkdir_p!(dir)
-    on_exit(fn -> File.rm_rf(dir) end)
-    {:ok, dir: dir}
+    {:ok, dir: FixtureBuild.tmp_dir("cd")}
   end
 
-  defp work! do
-    apply(:snap_fx, :classify, [3])
-    apply(:snap_fx, :classify, [-1])
-    apply(:snap_fx, :loop, [5])
-    apply(:snap_fx2, :hello, ['x'])
-  end
+  defp work!, do: FixtureBuild.snapshot_work!()
 
   # Every analysis of a module through a `:cover`-shaped API, line level sorted (cover's
   # order of line entries is its ETS order).

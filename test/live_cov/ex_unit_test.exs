@@ -2,16 +2,10 @@ defmodule LiveCov.ExUnitTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.Snapshot
-  alias LiveCov.Test.FixtureBuild
 
-  @fx "test/fixtures/snapshot/snap_fx.erl"
+  import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    dir = FixtureBuild.erlang([@fx, "test/fixtures/snapshot/snap_fx2.erl"])
-    on_exit(fn -> LiveCov.stop() end)
-    {:ok, fixtures: dir}
-  end
+  setup_all :snapshot_fixtures
 
   setup do
     LiveCov.stop()

@@ -18,6 +18,10 @@ defmodule LiveCov.GatewayE2ETest do
 
   alias LiveCov.Format.LCOV
   alias LiveCov.Snapshot
+  alias LiveCov.Test.{HTTP, Peers}
+
+  import LiveCov.Test.FixtureBuild, only: [tmp_dir: 1]
+  import LiveCov.Test.Peers, only: [free_port: 0]
 
   @moduletag :gateway
   @moduletag timeout: 300_000
@@ -68,7 +72,7 @@ defmodule LiveCov.GatewayE2ETest do
   """
 
   setup_all do
-    ensure_distributed!()
+    Peers.ensure_distributed!("live_cov_gw_e2e")
     {:ok, _} = Application.ensure_all_started(:live_cov)
     root = tmp_dir("gw_e2e")
     src = Path.join(root, "src")
@@ -95,37 +99,13 @@ defmodule LiveCov.GatewayE2ETest do
 
   ## Nodes
 
-  defp ensure_distributed! do
-    unless Node.alive?() do
-      {_, 0} = System.cmd("epmd", ["-daemon"])
-      {:ok, _} = :net_kernel.start([:"live_cov_gw_e2e_#{System.pid()}@127.0.0.1", :longnames])
-    end
-  end
-
   defp start_peer(name) do
     # Hidden: killing a node then never makes `global` disconnect the others (OTP 25's
     # prevent_overlapping_partitions), which would stop their :peer control connection.
-    args = [~c"-hidden", ~c"-pa" | :code.get_path()]
-    spec = %{name: name, host: ~c"127.0.0.1", longnames: true, args: args}
-    {:ok, pid, node} = retry(fn -> :peer.start(spec) end)
-    on_exit(fn -> stop_peer(pid) end)
+    {_pid, node} = Peers.start(name, args: [~c"-hidden"], host: ~c"127.0.0.1", tries: 50)
     {:ok, _} = :erpc.call(node, Application, :ensure_all_started, [:live_cov])
     :ok = :erpc.call(node, Logger, :configure, [[level: :error]])
     node
-  end
-
-  defp stop_peer(pid) do
-    :peer.stop(pid)
-  catch
-    :exit, _ -> :ok
-  end
-
-  defp retry(fun, tries \\ 50) do
-    case fun.() do
-      {:ok, _, _} = ok -> ok
-      error when tries == 1 -> error
-      _ -> Process.sleep(100) && retry(fun, tries - 1)
-    end
   end
 
   # An instrumented shop node with an agent on `port`.
@@ -143,13 +123,6 @@ defmodule LiveCov.GatewayE2ETest do
     wait_until(fn -> node not in Node.list(:connected) end, "#{node} to go down")
   end
 
-  defp free_port do
-    {:ok, s} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(s)
-    :gen_tcp.close(s)
-    port
-  end
-
   # Traffic: one call per {module, function, args}.
   defp traffic(node, calls), do: for({m, f, a} <- calls, do: :erpc.call(node, m, f, a))
 
@@ -158,16 +131,7 @@ defmodule LiveCov.GatewayE2ETest do
   ## HTTP
 
   defp http(method, url, body \\ nil) do
-    headers = [{~c"authorization", String.to_charlist("Bearer " <> @gw_token)}]
-
-    request =
-      if method == :post,
-        do: {String.to_charlist(url), headers, ~c"application/json", body || ""},
-        else: {String.to_charlist(url), headers}
-
-    {:ok, {{_, status, _}, _, resp}} =
-      :httpc.request(method, request, [timeout: 60_000], body_format: :binary)
-
+    {status, _, resp} = HTTP.request(method, url, headers: [HTTP.bearer(@gw_token)], body: body)
     {status, resp}
   end
 
@@ -547,17 +511,4 @@ defmodule LiveCov.GatewayE2ETest do
   end
 
   defp pct(f), do: :erlang.float_to_binary(f / 1, decimals: 1)
-
-  defp tmp_dir(tag) do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_#{tag}_#{System.unique_integer([:positive])}_#{System.os_time(:nanosecond)}"
-      )
-
-    File.rm_rf!(dir)
-    File.mkdir_p!(dir)
-    on_exit(fn -> File.rm_rf(dir) end)
-    dir
-  end
 end

@@ -10,6 +10,7 @@ defmodule LiveCov.GatewayTest do
   alias LiveCov.Gateway
   alias LiveCov.Gateway.{Config, Runs, Source, Store, View}
   alias LiveCov.Snapshot
+  alias LiveCov.Test.{FixtureBuild, HTTP}
 
   @token "gateway-unit-token-0123456789"
   @agent_token "gateway-unit-agent-token-0123"
@@ -61,18 +62,7 @@ defmodule LiveCov.GatewayTest do
     :ok
   end
 
-  defp tmp(tag) do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_#{tag}_#{System.unique_integer([:positive])}_#{System.os_time(:nanosecond)}"
-      )
-
-    File.rm_rf!(dir)
-    File.mkdir_p!(dir)
-    ExUnit.Callbacks.on_exit(fn -> File.rm_rf(dir) end)
-    dir
-  end
+  defp tmp(tag), do: FixtureBuild.tmp_dir(tag)
 
   defp config(extra \\ []) do
     Keyword.merge(
@@ -343,24 +333,8 @@ defmodule LiveCov.GatewayTest do
     info
   end
 
-  defp http(method, url, opts \\ []) do
-    headers =
-      for {k, v} <- Keyword.get(opts, :headers, []),
-          do: {String.to_charlist(k), String.to_charlist(v)}
-
-    request =
-      if method == :post,
-        do:
-          {String.to_charlist(url), headers,
-           String.to_charlist(Keyword.get(opts, :type, "application/json")),
-           Keyword.get(opts, :body, "")},
-        else: {String.to_charlist(url), headers}
-
-    {:ok, {{_, status, _}, resp_headers, body}} =
-      :httpc.request(method, request, [timeout: 30_000], body_format: :binary)
-
-    {status, Map.new(resp_headers, fn {k, v} -> {to_string(k), to_string(v)} end), body}
-  end
+  defp http(method, url, opts \\ []),
+    do: HTTP.request(method, url, Keyword.put_new(opts, :timeout, 30_000))
 
   defp json!(body), do: LiveCov.JSON.decode!(body)
 

@@ -4,14 +4,11 @@ defmodule LiveCov.ImportedTest do
   alias LiveCov.{Imported, Registry, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
+  import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
+
   @fx "test/fixtures/snapshot/snap_fx.erl"
 
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    FixtureBuild.erlang([@fx, "test/fixtures/snapshot/snap_fx2.erl"])
-    on_exit(fn -> LiveCov.stop() end)
-    :ok
-  end
+  setup_all :snapshot_fixtures
 
   setup do
     LiveCov.stop()

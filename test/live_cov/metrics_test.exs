@@ -6,6 +6,7 @@ defmodule LiveCov.Agent.MetricsTest do
 
   alias LiveCov.Agent.Metrics
   alias LiveCov.{Registry, Table}
+  alias LiveCov.Test.FixtureBuild
 
   @token "metrics-test-token-0123456789"
 
@@ -73,15 +74,13 @@ defmodule LiveCov.Agent.MetricsTest do
     setup do
       {:ok, _} = Application.ensure_all_started(:live_cov)
       LiveCov.stop()
-      dir = build_agent_app()
+      dir = FixtureBuild.agent_app("agent_metrics")
       assert %{instrumented: [_, _]} = LiveCov.start(:agent_app)
 
       on_exit(fn ->
         LiveCov.Agent.stop()
         LiveCov.stop()
-        :code.del_path(String.to_charlist(dir))
-        _ = :application.unload(:agent_app)
-        File.rm_rf(dir)
+        FixtureBuild.remove_agent_app(dir)
       end)
 
       :ok
@@ -192,32 +191,4 @@ defmodule LiveCov.Agent.MetricsTest do
   end
 
   defp shell_quote(s), do: "'" <> String.replace(s, "'", "'\\''") <> "'"
-
-  defp build_agent_app do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_agent_metrics_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000_000)}"
-      )
-
-    File.mkdir_p!(dir)
-
-    for src <- Path.wildcard("test/fixtures/agent_app/src/*.erl") do
-      {:ok, mod} =
-        :compile.file(String.to_charlist(src), [
-          :debug_info,
-          :return_errors,
-          outdir: String.to_charlist(dir)
-        ])
-
-      :code.purge(mod)
-      :code.delete(mod)
-      :code.purge(mod)
-    end
-
-    File.cp!("test/fixtures/agent_app/ebin/agent_app.app", Path.join(dir, "agent_app.app"))
-    _ = :application.unload(:agent_app)
-    :code.add_patha(String.to_charlist(dir))
-    dir
-  end
 end

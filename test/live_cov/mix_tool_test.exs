@@ -3,6 +3,7 @@ defmodule LiveCov.MixToolTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.MixTool
+  alias LiveCov.Test.FixtureBuild
 
   @repo Path.expand("../..", __DIR__)
   @fixture Path.join(@repo, "test/fixtures/mix_project")
@@ -10,12 +11,7 @@ defmodule LiveCov.MixToolTest do
 
   @calc_da "DA:5,1\nDA:9,0\nDA:12,0\nDA:16,1\nLF:4\nLH:2\n"
 
-  defp tmp_dir(tag) do
-    dir = Path.join(System.tmp_dir!(), "live_cov_#{tag}_#{System.unique_integer([:positive])}")
-    File.mkdir_p!(dir)
-    on_exit(fn -> File.rm_rf(dir) end)
-    dir
-  end
+  defp tmp_dir(tag), do: FixtureBuild.tmp_dir(tag)
 
   defp write_json(dir, name, term) do
     path = Path.join(dir, name)

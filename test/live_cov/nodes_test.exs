@@ -9,6 +9,7 @@ defmodule LiveCov.NodesTest do
   alias LiveCov.Cover
   alias LiveCov.Nodes
   alias LiveCov.Nodes.Remote
+  alias LiveCov.Test.Peers
 
   @moduletag :peer
   @moduletag timeout: 180_000
@@ -36,7 +37,7 @@ defmodule LiveCov.NodesTest do
   """
 
   setup_all do
-    ensure_distributed!()
+    Peers.ensure_distributed!("live_cov_test")
     dir = Path.join(System.tmp_dir!(), "live_cov_nodes_#{System.unique_integer([:positive])}")
     File.mkdir_p!(dir)
     src = Path.join(dir, "#{@fx}.erl")
@@ -73,50 +74,10 @@ defmodule LiveCov.NodesTest do
 
   # -- helpers ------------------------------------------------------------------
 
-  defp ensure_distributed! do
-    unless Node.alive?() do
-      {_, 0} = System.cmd("epmd", ["-daemon"])
-      name = :"live_cov_test_#{System.pid()}@127.0.0.1"
-      {:ok, _} = :net_kernel.start([name, :longnames])
-    end
-  end
-
   defp peer_name(tag), do: :"lcn_#{tag}_#{System.unique_integer([:positive])}"
 
   # Starts a peer node with the code path of this VM (unless `code_path: false`).
-  defp start_peer(name, opts \\ []) do
-    paths = if Keyword.get(opts, :code_path, true), do: [~c"-pa" | :code.get_path()], else: []
-    [_, host] = node() |> Atom.to_string() |> String.split("@")
-
-    spec =
-      %{name: name, host: String.to_charlist(host), longnames: true, args: paths}
-      |> Map.merge(Map.new(Keyword.take(opts, [:connection])))
-
-    {:ok, pid, node} = retry(fn -> :peer.start(spec) end)
-    on_exit(fn -> stop_peer(pid) end)
-    {pid, node}
-  end
-
-  defp stop_peer(pid) do
-    :peer.stop(pid)
-  catch
-    :exit, _ -> :ok
-  end
-
-  # A node's name can take a moment to be free again after it died.
-  defp retry(fun, tries \\ 20) do
-    case fun.() do
-      {:ok, _, _} = ok ->
-        ok
-
-      error when tries == 1 ->
-        error
-
-      _ ->
-        Process.sleep(100)
-        retry(fun, tries - 1)
-    end
-  end
+  defp start_peer(name, opts \\ []), do: Peers.start(name, opts)
 
   defp start_peers(n) do
     for i <- 1..n do

@@ -2,29 +2,15 @@ defmodule LiveCov.PruneTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.{Counts, ModuleInfo, Prune, Registry}
-  alias LiveCov.Test.{FixtureBuild, Oracle}
+  alias LiveCov.Test.{FixtureBuild, Oracle, Peers}
 
-  @fixtures Path.expand("../fixtures/prune", __DIR__)
+  import LiveCov.Test.FixtureBuild, only: [prune_fixtures: 1]
 
-  setup_all do
-    dir = FixtureBuild.erlang(Path.wildcard(Path.join(@fixtures, "*.erl")))
-    on_exit(fn -> LiveCov.stop() end)
-    {:ok, dir: dir}
-  end
+  setup_all :prune_fixtures
 
   setup do
     LiveCov.stop()
-
-    :ok =
-      Prune.configure(
-        interval: nil,
-        retry: 1_000,
-        keep_instrumented: false,
-        max_per_pass: 50,
-        concurrency: 1
-      )
-
-    :ok
+    FixtureBuild.manual_prune!()
   end
 
   defp site_counts(module) do
@@ -35,7 +21,7 @@ defmodule LiveCov.PruneTest do
   defp beam_md5(module), do: module.module_info(:md5)
 
   describe "fully hit modules" do
-    test "go back to their original code", %{dir: dir} do
+    test "go back to their original code", %{fixtures: dir} do
       original_md5 = beam_md5(:prune_full)
       beam = Path.join(dir, "prune_full.beam") |> String.to_charlist()
       assert %{instrumented: [:prune_full]} = LiveCov.start(:prune_full, mode: :coverage)
@@ -350,8 +336,8 @@ defmodule LiveCov.PruneTest do
     @describetag :peer
 
     test "every covered node runs the same pruned version, then the original" do
-      ensure_distributed!()
-      peer = start_peer()
+      Peers.ensure_distributed!("live_cov_prune")
+      {_pid, peer} = Peers.start(:"lcp_#{System.unique_integer([:positive])}")
       original_md5 = beam_md5(:prune_full)
 
       LiveCov.start([:prune_loop, :prune_full], mode: :coverage)
@@ -395,38 +381,6 @@ defmodule LiveCov.PruneTest do
   end
 
   ## Helpers
-
-  defp ensure_distributed! do
-    unless Node.alive?() do
-      {_, 0} = System.cmd("epmd", ["-daemon"])
-      {:ok, _} = :net_kernel.start([:"live_cov_prune_#{System.pid()}@127.0.0.1", :longnames])
-    end
-  end
-
-  # A peer node with this VM's code path (the fixtures included); stopped after the test.
-  defp start_peer do
-    name = :"lcp_#{System.unique_integer([:positive])}"
-    [_, host] = node() |> Atom.to_string() |> String.split("@")
-
-    spec = %{
-      name: name,
-      host: String.to_charlist(host),
-      longnames: true,
-      args: [~c"-pa" | :code.get_path()]
-    }
-
-    {:ok, pid, peer} = :peer.start(spec)
-
-    on_exit(fn ->
-      try do
-        :peer.stop(pid)
-      catch
-        :exit, _ -> :ok
-      end
-    end)
-
-    peer
-  end
 
   defp md5_on(node, module), do: :erpc.call(node, module, :module_info, [:md5])
 

@@ -4,6 +4,7 @@ defmodule LiveCov.PublishTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.PublishTest.FakeEndpoint
+  alias LiveCov.Test.FixtureBuild
 
   defmodule FakeEndpoint do
     @moduledoc false
@@ -92,7 +93,7 @@ defmodule LiveCov.PublishTest do
   setup_all do
     {:ok, _} = Application.ensure_all_started(:live_cov)
     LiveCov.stop()
-    dir = build_agent_app()
+    dir = FixtureBuild.agent_app("agent_publish")
     assert %{instrumented: [_, _]} = LiveCov.start(:agent_app)
     apply(:agent_app_calc, :loop, [2])
     {pid, url} = FakeEndpoint.start()
@@ -100,9 +101,7 @@ defmodule LiveCov.PublishTest do
     on_exit(fn ->
       :inets.stop(:stand_alone, pid)
       LiveCov.stop()
-      :code.del_path(String.to_charlist(dir))
-      _ = :application.unload(:agent_app)
-      File.rm_rf(dir)
+      FixtureBuild.remove_agent_app(dir)
     end)
 
     {:ok, url: url <> "/api/v1/jobs"}
@@ -237,33 +236,5 @@ defmodule LiveCov.PublishTest do
     # Retry-After is honoured within the bound, ignored past it.
     assert LiveCov.Publish.delay(s, 1, 700) == 700
     assert LiveCov.Publish.delay(s, 1, 60_000) in 100..125
-  end
-
-  defp build_agent_app do
-    dir =
-      Path.join(
-        System.tmp_dir!(),
-        "live_cov_agent_publish_#{System.unique_integer([:positive])}_#{:rand.uniform(1_000_000_000)}"
-      )
-
-    File.mkdir_p!(dir)
-
-    for src <- Path.wildcard("test/fixtures/agent_app/src/*.erl") do
-      {:ok, mod} =
-        :compile.file(String.to_charlist(src), [
-          :debug_info,
-          :return_errors,
-          outdir: String.to_charlist(dir)
-        ])
-
-      :code.purge(mod)
-      :code.delete(mod)
-      :code.purge(mod)
-    end
-
-    File.cp!("test/fixtures/agent_app/ebin/agent_app.app", Path.join(dir, "agent_app.app"))
-    _ = :application.unload(:agent_app)
-    :code.add_patha(String.to_charlist(dir))
-    dir
   end
 end

@@ -4,6 +4,8 @@ defmodule LiveCov.ReleaseScenarioTest do
   # while the test sends HTTP traffic, and the service never stops answering.
   use ExUnit.Case, async: false
 
+  import LiveCov.Test.Peers, only: [free_port: 0]
+
   @moduletag :release
   @moduletag timeout: 900_000
 
@@ -164,13 +166,6 @@ defmodule LiveCov.ReleaseScenarioTest do
       {:ok, {{_, status, _}, _, resp}} -> {status, resp}
       {:error, reason} -> {:error, reason}
     end
-  end
-
-  defp free_port do
-    {:ok, socket} = :gen_tcp.listen(0, ip: {127, 0, 0, 1})
-    {:ok, port} = :inet.port(socket)
-    :gen_tcp.close(socket)
-    port
   end
 
   # `bin/demo_app stop`, then wait for the VM to exit; kill it by its pid if it does not.

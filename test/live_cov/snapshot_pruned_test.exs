@@ -5,7 +5,7 @@ defmodule LiveCov.SnapshotPrunedTest do
   alias LiveCov.{Imported, Prune, Registry, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
-  @fixtures Path.expand("../fixtures/prune", __DIR__)
+  import LiveCov.Test.FixtureBuild, only: [prune_fixtures: 1]
 
   # `sample_file()` of native/live_cov_core/src/snapshot.rs as written by the format version 1
   # encoder (modules m1 and m2, counts [1, 0, 300] and [2^64 - 1, 5]).
@@ -22,35 +22,16 @@ defmodule LiveCov.SnapshotPrunedTest do
              case: :lower
            )
 
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    dir = FixtureBuild.erlang(Path.wildcard(Path.join(@fixtures, "*.erl")))
-    on_exit(fn -> LiveCov.stop() end)
-    {:ok, fixtures: dir}
-  end
+  setup_all :prune_fixtures
 
   setup do
     LiveCov.stop()
     Imported.clear()
+    FixtureBuild.manual_prune!()
 
-    :ok =
-      Prune.configure(
-        interval: nil,
-        retry: 1_000,
-        keep_instrumented: false,
-        max_per_pass: 50,
-        concurrency: 1
-      )
-
-    dir =
-      Path.join(System.tmp_dir!(), "live_cov_snap_pruned_#{System.unique_integer([:positive])}")
-
-    File.mkdir_p!(dir)
+    dir = FixtureBuild.tmp_dir("snap_pruned")
     # Imported data of the fixtures' build would add to their counts in other test files.
-    on_exit(fn ->
-      Imported.clear()
-      File.rm_rf(dir)
-    end)
+    on_exit(fn -> Imported.clear() end)
 
     {:ok, dir: dir}
   end

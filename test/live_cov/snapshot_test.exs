@@ -4,23 +4,16 @@ defmodule LiveCov.SnapshotTest do
   alias LiveCov.{Imported, Snapshot, Table}
   alias LiveCov.Test.FixtureBuild
 
-  @fx "test/fixtures/snapshot/snap_fx.erl"
-  @fx2 "test/fixtures/snapshot/snap_fx2.erl"
+  import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 
-  setup_all do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    FixtureBuild.erlang([@fx, @fx2])
-    on_exit(fn -> LiveCov.stop() end)
-    :ok
-  end
+  @fx "test/fixtures/snapshot/snap_fx.erl"
+
+  setup_all :snapshot_fixtures
 
   setup do
     LiveCov.stop()
     Imported.clear()
-    dir = Path.join(System.tmp_dir!(), "live_cov_snap_#{System.unique_integer([:positive])}")
-    File.mkdir_p!(dir)
-    on_exit(fn -> File.rm_rf(dir) end)
-    {:ok, dir: dir}
+    {:ok, dir: FixtureBuild.tmp_dir("snap")}
   end
 
   defp instrument! do
@@ -28,12 +21,7 @@ defmodule LiveCov.SnapshotTest do
     assert {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
   end
 
-  defp work! do
-    apply(:snap_fx, :classify, [3])
-    apply(:snap_fx, :classify, [-1])
-    apply(:snap_fx, :loop, [5])
-    apply(:snap_fx2, :hello, ['x'])
-  end
+  defp work!, do: FixtureBuild.snapshot_work!()
 
   defp calls(module), do: LiveCov.Cover.analyse(module, :calls, :line)
 

@@ -296,16 +296,8 @@ defmodule LiveCov.Agent.Routes do
       )
 
   defp resolve_apps(names, opts \\ []) do
-    Enum.reduce_while(names, {:ok, []}, fn name, {:ok, acc} ->
-      case resolve_app(name, Keyword.get(opts, :check_refused, true)) do
-        {:ok, app} -> {:cont, {:ok, [app | acc]}}
-        error -> {:halt, error}
-      end
-    end)
-    |> case do
-      {:ok, apps} -> {:ok, Enum.reverse(apps)}
-      error -> error
-    end
+    check_refused = Keyword.get(opts, :check_refused, true)
+    LiveCov.Util.map_ok(names, &resolve_app(&1, check_refused))
   end
 
   defp resolve_app(name, check_refused) when is_binary(name) do

@@ -35,9 +35,7 @@ defmodule LiveCov.Agent.Server do
 
     with {:ok, flight} <- Flight.start_link(max_concurrent: config.max_concurrent, name: Flight),
          {:ok, httpd, port} <- start_httpd(config, flight) do
-      host = config.bind |> :inet.ntoa() |> to_string()
-      host = if tuple_size(config.bind) == 8, do: "[#{host}]", else: host
-      url = "http://#{host}:#{port}"
+      url = LiveCov.HTTPD.url(config.bind, port)
       Logger.info("LiveCov agent listening on #{url} (auth: #{config.auth})")
       {:ok, %{config: config, httpd: httpd, flight: flight, port: port, url: url}}
     else
@@ -98,10 +96,10 @@ defmodule LiveCov.Agent.Server do
   defp start_httpd(config, _flight) do
     root = server_root()
 
+    # The handler reads the agent settings from httpd's own config store.
     httpd_config = [
+      {Handler.config_key(), config},
       port: config.port,
-      bind_address: config.bind,
-      ipfamily: if(tuple_size(config.bind) == 8, do: :inet6, else: :inet),
       server_name: ~c"live_cov_agent",
       server_root: root,
       document_root: root,
@@ -116,22 +114,8 @@ defmodule LiveCov.Agent.Server do
       max_uri_size: 8_192
     ]
 
-    # The handler reads the agent settings from httpd's own config store.
-    case :inets.start(:httpd, [{Handler.config_key(), config} | httpd_config], :stand_alone) do
-      {:ok, pid} ->
-        # A stand-alone httpd is not in inets' service list (no :httpd.info/2): the actual
-        # port (needed with port 0) is in the id of its instance supervisor.
-        port =
-          Enum.find_value(Supervisor.which_children(pid), config.port, fn
-            {{:httpd_instance_sup, _addr, p, _profile}, _, _, _} when is_integer(p) -> p
-            _ -> nil
-          end)
-
-        {:ok, pid, port}
-
-      {:error, reason} ->
-        {:error, {:listen_failed, listen_message(config, reason)}}
-    end
+    with {:error, reason} <- LiveCov.HTTPD.start(config.bind, httpd_config),
+         do: {:error, {:listen_failed, listen_message(config, reason)}}
   end
 
   defp listen_message(config, reason) do

@@ -34,6 +34,10 @@ defmodule LiveCov.Format.Coveralls do
     :git
   ]
 
+  @doc "The options `render/2` reads: the top-level fields above and `:include_source`."
+  @spec options() :: [atom]
+  def options, do: @passthrough ++ [:include_source]
+
   @impl true
   def name, do: :coveralls
   @impl true

@@ -13,13 +13,13 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`GET /api/status`."
   def status do
-    with {:ok, st} <- state(),
+    with {:ok, st} <- View.fetch_state(),
          do: json(200, %{sources: st.sources, runs: st.runs, services: st.services})
   end
 
   @doc "`GET /api/services`: each service's totals, sources and builds."
   def services do
-    with {:ok, st} <- state() do
+    with {:ok, st} <- View.fetch_state() do
       list =
         Enum.map(st.services, fn name ->
           case View.service_stats(name) do
@@ -34,7 +34,7 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`GET /api/services/:name` (`?build=`): totals, files, builds, sources."
   def service(name, query) do
-    with {:ok, st} <- state(),
+    with {:ok, st} <- View.fetch_state(),
          {:ok, stats} <- View.service_stats(name, query["build"]) do
       body =
         service_head(st, name)
@@ -61,7 +61,7 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`GET /api/services/:name/source?file=`."
   def source(name, query) do
-    with {:ok, file} <- param(query, "file"),
+    with {:ok, file} <- View.param(query, "file"),
          {:ok, stats} <- View.service_stats(name, query["build"]),
          {:ok, f} <- View.file(stats, file),
          do: json(200, file_body(f))
@@ -76,7 +76,7 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`GET /api/runs`."
   def runs do
-    with {:ok, st} <- state(), do: json(200, %{runs: st.runs})
+    with {:ok, st} <- View.fetch_state(), do: json(200, %{runs: st.runs})
   end
 
   @doc "`GET /api/runs/:id`: the run, and per service its files when finished."
@@ -100,8 +100,8 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`GET /api/runs/:id/source?service=&file=`."
   def run_source(id, query) do
-    with {:ok, service} <- param(query, "service"),
-         {:ok, file} <- param(query, "file"),
+    with {:ok, service} <- View.param(query, "service"),
+         {:ok, file} <- View.param(query, "file"),
          {:ok, stats} <- View.run_stats(id, service),
          {:ok, f} <- View.file(stats, file),
          do: json(200, file_body(f))
@@ -126,7 +126,7 @@ defmodule LiveCov.Gateway.Api do
 
   @doc "`POST /runs`."
   def start_run(body) do
-    with {:ok, st} <- state(),
+    with {:ok, st} <- View.fetch_state(),
          {:ok, params} <- decode_body(body),
          {:ok, params} <- Runs.params(params, st.services),
          {:ok, run} <- Server.start_run(params),
@@ -155,20 +155,6 @@ defmodule LiveCov.Gateway.Api do
       {:ok, %{} = map} -> {:ok, map}
       {:ok, _} -> {:error, {:invalid_body, "the body must be a JSON object"}}
       {:error, {_, msg}} -> {:error, {:malformed_json, "the body is not JSON: #{msg}"}}
-    end
-  end
-
-  defp param(query, key) do
-    case query[key] do
-      v when is_binary(v) and v != "" -> {:ok, v}
-      _ -> {:error, {:invalid_parameter, "query parameter #{key} is required"}}
-    end
-  end
-
-  defp state do
-    case View.state() do
-      nil -> {:error, {:unavailable, "the gateway is starting or stopped"}}
-      st -> {:ok, st}
     end
   end
 end

@@ -137,16 +137,7 @@ defmodule LiveCov.Gateway.ConfigCheck do
       list when is_list(list) ->
         list
         |> Enum.with_index()
-        |> Enum.reduce_while({:ok, []}, fn {e, i}, {:ok, acc} ->
-          case fun.(e, i) do
-            {:ok, v} -> {:cont, {:ok, [v | acc]}}
-            err -> {:halt, err}
-          end
-        end)
-        |> then(fn
-          {:ok, acc} -> {:ok, Enum.reverse(acc)}
-          err -> err
-        end)
+        |> LiveCov.Util.map_ok(fn {e, i} -> fun.(e, i) end)
 
       other ->
         error("#{key}: must be a list, got: #{inspect(other, limit: 5)}")
@@ -155,11 +146,8 @@ defmodule LiveCov.Gateway.ConfigCheck do
 
   # Like list/3 for a plain list; fun returns {:ok, v} | {:error, message}.
   def each(list, what, fun) do
-    Enum.reduce_while(list, {:ok, []}, fn e, {:ok, acc} ->
-      case fun.(e) do
-        {:ok, v} -> {:cont, {:ok, acc ++ [v]}}
-        {:error, msg} -> {:halt, error("#{what}: #{msg}")}
-      end
+    LiveCov.Util.map_ok(list, fn e ->
+      with {:error, msg} <- fun.(e), do: error("#{what}: #{msg}")
     end)
   end
 end

@@ -17,7 +17,7 @@ defmodule LiveCov.Gateway.Dashboard do
 
   @doc "`GET /`."
   def index do
-    with {:ok, st} <- state() do
+    with {:ok, st} <- View.fetch_state() do
       services =
         for name <- st.services do
           summary =
@@ -62,7 +62,7 @@ defmodule LiveCov.Gateway.Dashboard do
   def service(name, query) do
     build = blank(query["build"])
 
-    with {:ok, st} <- state(),
+    with {:ok, st} <- View.fetch_state(),
          {:ok, stats} <- View.service_stats(name, build) do
       s = View.summary(stats)
       sources = for src <- st.sources, src.service == name, do: src
@@ -98,8 +98,8 @@ defmodule LiveCov.Gateway.Dashboard do
   def source(name, query) do
     build = blank(query["build"])
 
-    with {:ok, st} <- state(),
-         {:ok, file} <- param(query, "file"),
+    with {:ok, st} <- View.fetch_state(),
+         {:ok, file} <- View.param(query, "file"),
          {:ok, stats} <- View.service_stats(name, build),
          {:ok, f} <- View.file(stats, file) do
       crumbs = [
@@ -116,7 +116,7 @@ defmodule LiveCov.Gateway.Dashboard do
 
   @doc "`GET /runs/:id`."
   def run(id) do
-    with {:ok, st} <- state(),
+    with {:ok, st} <- View.fetch_state(),
          {:ok, run} <- View.run(id) do
       body = [
         "<nav class=\"crumbs\">",
@@ -172,9 +172,9 @@ defmodule LiveCov.Gateway.Dashboard do
 
   @doc "`GET /runs/:id/source?service=&file=`."
   def run_source(id, query) do
-    with {:ok, st} <- state(),
-         {:ok, service} <- param(query, "service"),
-         {:ok, file} <- param(query, "file"),
+    with {:ok, st} <- View.fetch_state(),
+         {:ok, service} <- View.param(query, "service"),
+         {:ok, file} <- View.param(query, "file"),
          {:ok, stats} <- View.run_stats(id, service),
          {:ok, f} <- View.file(stats, file) do
       crumbs = [
@@ -212,18 +212,4 @@ defmodule LiveCov.Gateway.Dashboard do
 
   defp blank(""), do: nil
   defp blank(v), do: v
-
-  defp param(query, key) do
-    case query[key] do
-      v when is_binary(v) and v != "" -> {:ok, v}
-      _ -> {:error, {:invalid_parameter, "query parameter #{key} is required"}}
-    end
-  end
-
-  defp state do
-    case View.state() do
-      nil -> {:error, {:unavailable, "the gateway is starting or stopped"}}
-      st -> {:ok, st}
-    end
-  end
 end

@@ -18,19 +18,24 @@ defmodule LiveCov.Gateway.DashboardFiles do
       pct_span("id=\"total-coverage\"", s.coverage),
       bar(s.coverage),
       "</div>",
-      "<div class=\"total\"><span class=\"label\">relevant lines</span><span id=\"total-sloc\">",
-      Integer.to_string(s.sloc),
-      "</span></div>",
-      "<div class=\"total\"><span class=\"label\">hit</span><span id=\"total-hits\">",
-      Integer.to_string(s.hits),
-      "</span></div>",
-      "<div class=\"total\"><span class=\"label\">missed</span><span id=\"total-misses\">",
-      Integer.to_string(s.misses),
-      "</span></div>",
-      "<div class=\"total\"><span class=\"label\">files</span><span id=\"total-files\">",
-      Integer.to_string(s.files),
-      "</span></div>",
+      total("relevant lines", "sloc", s.sloc),
+      total("hit", "hits", s.hits),
+      total("missed", "misses", s.misses),
+      total("files", "files", s.files),
       "</div>"
+    ]
+  end
+
+  # One count of the totals: its label, and the value in the span `id="total-<id>"`.
+  defp total(label, id, n) do
+    [
+      "<div class=\"total\"><span class=\"label\">",
+      label,
+      "</span><span id=\"total-",
+      id,
+      "\">",
+      Integer.to_string(n),
+      "</span></div>"
     ]
   end
 

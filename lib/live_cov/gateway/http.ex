@@ -26,9 +26,7 @@ defmodule LiveCov.Gateway.Http do
 
     case start_httpd(config) do
       {:ok, pid, port} ->
-        host = config.bind |> :inet.ntoa() |> to_string()
-        host = if tuple_size(config.bind) == 8, do: "[#{host}]", else: host
-        url = "http://#{host}:#{port}"
+        url = LiveCov.HTTPD.url(config.bind, port)
         Logger.info("LiveCov gateway serving #{url}")
         {:ok, %{httpd: pid, url: url}}
 
@@ -64,8 +62,6 @@ defmodule LiveCov.Gateway.Http do
     httpd_config = [
       {Handler.config_key(), %{token: config.token}},
       port: config.port,
-      bind_address: config.bind,
-      ipfamily: if(tuple_size(config.bind) == 8, do: :inet6, else: :inet),
       server_name: ~c"live_cov_gateway",
       server_root: root,
       document_root: root,
@@ -79,18 +75,6 @@ defmodule LiveCov.Gateway.Http do
       max_uri_size: 8_192
     ]
 
-    case :inets.start(:httpd, httpd_config, :stand_alone) do
-      {:ok, pid} ->
-        port =
-          Enum.find_value(Supervisor.which_children(pid), config.port, fn
-            {{:httpd_instance_sup, _addr, p, _profile}, _, _, _} when is_integer(p) -> p
-            _ -> nil
-          end)
-
-        {:ok, pid, port}
-
-      {:error, reason} ->
-        {:error, reason}
-    end
+    LiveCov.HTTPD.start(config.bind, httpd_config)
   end
 end

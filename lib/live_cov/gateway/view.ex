@@ -22,6 +22,24 @@ defmodule LiveCov.Gateway.View do
   @spec state() :: map | nil
   def state, do: lookup(:state)
 
+  @doc "`{:ok, state()}`, or an `:unavailable` error while the gateway is not running."
+  @spec fetch_state() :: {:ok, map} | {:error, {:unavailable, String.t()}}
+  def fetch_state do
+    case state() do
+      nil -> {:error, {:unavailable, "the gateway is starting or stopped"}}
+      st -> {:ok, st}
+    end
+  end
+
+  @doc "A required, non-empty query parameter: `{:ok, value}` or an `:invalid_parameter` error."
+  @spec param(map, String.t()) :: {:ok, String.t()} | {:error, {:invalid_parameter, String.t()}}
+  def param(query, key) do
+    case query[key] do
+      v when is_binary(v) and v != "" -> {:ok, v}
+      _ -> {:error, {:invalid_parameter, "query parameter #{key} is required"}}
+    end
+  end
+
   @doc "The gateway's (token-free) configuration, or nil."
   @spec config() :: Config.t() | nil
   def config, do: lookup(:config)

@@ -87,24 +87,15 @@ defmodule LiveCov.Stats.Ignore do
   defp normalize(nil, _opt, _atoms?), do: {:ok, []}
 
   defp normalize(list, opt, atoms?) when is_list(list) do
-    Enum.reduce_while(list, {:ok, []}, fn item, {:ok, acc} ->
-      case pattern(item, atoms?) do
-        {:ok, p} ->
-          {:cont, {:ok, [p | acc]}}
-
-        :error ->
-          {:halt,
-           {:error,
-            {:invalid_option,
-             "#{opt}: #{inspect(item)} is not a valid pattern; use " <>
-               if(atoms?, do: "a module atom, ", else: "") <>
-               "a Regex (~r/.../) or a regex string"}}}
+    LiveCov.Util.map_ok(list, fn item ->
+      with :error <- pattern(item, atoms?) do
+        {:error,
+         {:invalid_option,
+          "#{opt}: #{inspect(item)} is not a valid pattern; use " <>
+            if(atoms?, do: "a module atom, ", else: "") <>
+            "a Regex (~r/.../) or a regex string"}}
       end
     end)
-    |> case do
-      {:ok, acc} -> {:ok, Enum.reverse(acc)}
-      err -> err
-    end
   end
 
   defp normalize(other, opt, _atoms?) do

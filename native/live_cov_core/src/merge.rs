@@ -6,17 +6,10 @@
 //! overflows. The pruned sites of a build (adaptive mode) are united.
 
 use crate::snapshot::{
-    decode, encode_with_pruned, CounterRef, Hash, MetaBlob, Origin, PrunedRef, SnapshotError,
+    decode, encode_with_pruned, pack, unpack, CounterRef, Hash, MetaBlob, Origin, PrunedRef,
+    SnapshotError,
 };
 use std::collections::{BTreeMap, HashMap};
-
-fn unpack(packed: &[u8]) -> impl Iterator<Item = u64> + '_ {
-    packed.chunks_exact(8).map(|c| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(c);
-        u64::from_le_bytes(b)
-    })
-}
 
 fn check_same(a: &[u8], b: &[u8]) -> Result<(), SnapshotError> {
     if a.len() != b.len() || !a.len().is_multiple_of(8) {
@@ -121,18 +114,9 @@ pub fn merge_files(files: &[&[u8]]) -> Result<(Vec<u8>, MergeReport), SnapshotEr
     let packed: Vec<(Hash, Vec<u8>)> = metas
         .iter()
         .zip(&sums)
-        .filter_map(|(m, s)| {
-            s.as_ref()
-                .map(|v| (m.hash, v.iter().flat_map(|c| c.to_le_bytes()).collect()))
-        })
+        .filter_map(|(m, s)| s.as_ref().map(|v| (m.hash, pack(v))))
         .collect();
-    let counters: Vec<CounterRef> = packed
-        .iter()
-        .map(|(h, p)| CounterRef {
-            meta: *h,
-            packed: p,
-        })
-        .collect();
+    let counters = CounterRef::from_pairs(&packed);
     let pruned_refs: Vec<PrunedRef> = pruned
         .iter()
         .map(|(h, sites)| PrunedRef { meta: *h, sites })
@@ -150,10 +134,6 @@ pub fn merge_files(files: &[&[u8]]) -> Result<(Vec<u8>, MergeReport), SnapshotEr
 mod tests {
     use super::*;
     use crate::snapshot::Meta;
-
-    fn packed(v: &[u64]) -> Vec<u8> {
-        v.iter().flat_map(|c| c.to_le_bytes()).collect()
-    }
 
     fn meta(module: &str, md5: u8, n: u32) -> (Hash, Vec<u8>) {
         Meta {
@@ -176,14 +156,8 @@ mod tests {
             .iter()
             .map(|((h, b), _)| MetaBlob { hash: *h, bytes: b })
             .collect();
-        let ps: Vec<_> = parts.iter().map(|((h, _), c)| (*h, packed(c))).collect();
-        let cs: Vec<_> = ps
-            .iter()
-            .map(|(h, p)| CounterRef {
-                meta: *h,
-                packed: p,
-            })
-            .collect();
+        let ps: Vec<_> = parts.iter().map(|((h, _), c)| (*h, pack(c))).collect();
+        let cs = CounterRef::from_pairs(&ps);
         let o = Origin {
             node,
             os_pid: "1",
@@ -196,21 +170,16 @@ mod tests {
     #[test]
     fn add_and_sub() {
         assert_eq!(
-            add_packed(&packed(&[1, u64::MAX]), &packed(&[2, 1])).unwrap(),
-            packed(&[3, u64::MAX])
+            add_packed(&pack(&[1, u64::MAX]), &pack(&[2, 1])).unwrap(),
+            pack(&[3, u64::MAX])
         );
         assert_eq!(
-            sub_packed(&packed(&[5, 3]), &packed(&[2, 3])).unwrap(),
-            Some(packed(&[3, 0]))
+            sub_packed(&pack(&[5, 3]), &pack(&[2, 3])).unwrap(),
+            Some(pack(&[3, 0]))
         );
+        assert_eq!(sub_packed(&pack(&[1, 3]), &pack(&[2, 3])).unwrap(), None);
         assert_eq!(
-            sub_packed(&packed(&[1, 3]), &packed(&[2, 3])).unwrap(),
-            None
-        );
-        assert_eq!(
-            add_packed(&packed(&[1]), &packed(&[1, 2]))
-                .unwrap_err()
-                .kind(),
+            add_packed(&pack(&[1]), &pack(&[1, 2])).unwrap_err().kind(),
             "count_mismatch"
         );
         assert_eq!(

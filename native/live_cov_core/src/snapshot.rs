@@ -154,6 +154,19 @@ pub struct CounterRef<'a> {
     pub packed: &'a [u8],
 }
 
+impl<'a> CounterRef<'a> {
+    /// Counter entries borrowing `(metadata hash, packed counts)` pairs.
+    pub fn from_pairs(pairs: &'a [(Hash, Vec<u8>)]) -> Vec<CounterRef<'a>> {
+        pairs
+            .iter()
+            .map(|(h, p)| CounterRef {
+                meta: *h,
+                packed: p,
+            })
+            .collect()
+    }
+}
+
 /// The pruned sites of one build handed to [`encode_with_pruned`]: indices of sites whose
 /// bumps were removed (any order, duplicates allowed; written sorted). The build must have a
 /// counter entry.
@@ -162,16 +175,34 @@ pub struct PrunedRef<'a> {
     pub sites: &'a [u32],
 }
 
+/// Packs counts as little-endian u64, 8 bytes each (the form of [`CounterRef::packed`]).
+pub fn pack(counts: &[u64]) -> Vec<u8> {
+    let mut out = vec![0u8; counts.len() * 8];
+    pack_into(&mut out, counts);
+    out
+}
+
+/// Packs counts into `out` (e.g. a binary allocated by the caller), 8 bytes each; `out` must
+/// hold `counts.len() * 8` bytes (extra bytes are left as they are).
+pub fn pack_into(out: &mut [u8], counts: &[u64]) {
+    for (chunk, c) in out.chunks_exact_mut(8).zip(counts) {
+        chunk.copy_from_slice(&c.to_le_bytes());
+    }
+}
+
+/// The counts of packed little-endian u64 (a trailing partial chunk is ignored).
+pub fn unpack(packed: &[u8]) -> impl Iterator<Item = u64> + '_ {
+    packed.chunks_exact(8).map(le_u64)
+}
+
 /// Serialises packed little-endian u64 counts as a sequence of u64 without unpacking them.
 struct Packed<'a>(&'a [u8]);
 
 impl Serialize for Packed<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.0.len() / 8))?;
-        for c in self.0.chunks_exact(8) {
-            let mut b = [0u8; 8];
-            b.copy_from_slice(c);
-            seq.serialize_element(&u64::from_le_bytes(b))?;
+        for c in unpack(self.0) {
+            seq.serialize_element(&c)?;
         }
         seq.end()
     }
@@ -784,10 +815,6 @@ mod tests {
         meta.encode().unwrap()
     }
 
-    fn packed(v: &[u64]) -> Vec<u8> {
-        v.iter().flat_map(|c| c.to_le_bytes()).collect()
-    }
-
     fn origin() -> Origin<'static> {
         Origin {
             node: "a@host",
@@ -797,81 +824,51 @@ mod tests {
         }
     }
 
-    pub(crate) fn sample_file() -> Vec<u8> {
+    /// Modules m1 (counts [1, 0, 300]) and m2 (counts [u64::MAX, 5]) from `origin()`, with
+    /// `pruned` sites given as (module index, sites).
+    fn sample_with_pruned(pruned: &[(usize, &[u32])]) -> Vec<u8> {
         let (h1, b1) = sample_meta("m1", 3);
         let (h2, b2) = sample_meta("m2", 2);
-        let c1 = packed(&[1, 0, 300]);
-        let c2 = packed(&[u64::MAX, 5]);
-        encode(
-            &[origin()],
-            &[
-                MetaBlob {
-                    hash: h1,
-                    bytes: &b1,
-                },
-                MetaBlob {
-                    hash: h2,
-                    bytes: &b2,
-                },
-            ],
-            &[
-                CounterRef {
-                    meta: h1,
-                    packed: &c1,
-                },
-                CounterRef {
-                    meta: h2,
-                    packed: &c2,
-                },
-            ],
-        )
-        .unwrap()
+        let hashes = [h1, h2];
+        let c1 = pack(&[1, 0, 300]);
+        let c2 = pack(&[u64::MAX, 5]);
+        let blobs = [
+            MetaBlob {
+                hash: h1,
+                bytes: &b1,
+            },
+            MetaBlob {
+                hash: h2,
+                bytes: &b2,
+            },
+        ];
+        let counters = [
+            CounterRef {
+                meta: h1,
+                packed: &c1,
+            },
+            CounterRef {
+                meta: h2,
+                packed: &c2,
+            },
+        ];
+        let pruned: Vec<_> = pruned
+            .iter()
+            .map(|(i, sites)| PrunedRef {
+                meta: hashes[*i],
+                sites,
+            })
+            .collect();
+        encode_with_pruned(&[origin()], &blobs, &counters, &pruned).unwrap()
+    }
+
+    pub(crate) fn sample_file() -> Vec<u8> {
+        sample_with_pruned(&[])
     }
 
     /// `sample_file` with sites 0 and 2 of m1 pruned (given unsorted, with a duplicate).
     pub(crate) fn pruned_file() -> Vec<u8> {
-        let (h1, b1) = sample_meta("m1", 3);
-        let (h2, b2) = sample_meta("m2", 2);
-        let c1 = packed(&[1, 0, 300]);
-        let c2 = packed(&[u64::MAX, 5]);
-        encode_with_pruned(
-            &[origin()],
-            &[
-                MetaBlob {
-                    hash: h1,
-                    bytes: &b1,
-                },
-                MetaBlob {
-                    hash: h2,
-                    bytes: &b2,
-                },
-            ],
-            &[
-                CounterRef {
-                    meta: h1,
-                    packed: &c1,
-                },
-                CounterRef {
-                    meta: h2,
-                    packed: &c2,
-                },
-            ],
-            &[
-                PrunedRef {
-                    meta: h1,
-                    sites: &[2, 0],
-                },
-                PrunedRef {
-                    meta: h1,
-                    sites: &[2],
-                },
-                PrunedRef {
-                    meta: h2,
-                    sites: &[],
-                },
-            ],
-        )
-        .unwrap()
+        sample_with_pruned(&[(0, &[2, 0]), (0, &[2]), (1, &[])])
     }
 
     /// `sample_file()` as written by the version 1 encoder (before pruned sites existed):
@@ -908,15 +905,9 @@ mod tests {
         let ps: Vec<_> = d
             .counters
             .iter()
-            .map(|(i, c)| (d.metas[*i].hash, packed(c)))
+            .map(|(i, c)| (d.metas[*i].hash, pack(c)))
             .collect();
-        let cs: Vec<_> = ps
-            .iter()
-            .map(|(h, p)| CounterRef {
-                meta: *h,
-                packed: p,
-            })
-            .collect();
+        let cs = CounterRef::from_pairs(&ps);
         let pr: Vec<_> = ps
             .iter()
             .zip(&d.pruned)
@@ -1006,7 +997,7 @@ mod tests {
             bincode::serde::encode_to_vec(
                 CounterOut {
                     meta: h1,
-                    counts: Packed(&packed(&[1, 2, 3])),
+                    counts: Packed(&pack(&[1, 2, 3])),
                     pruned,
                 },
                 CONFIG,
@@ -1051,7 +1042,7 @@ mod tests {
     #[test]
     fn pruned_sites_are_checked_on_encode() {
         let (h, b) = sample_meta("m", 2);
-        let c = packed(&[1, 2]);
+        let c = pack(&[1, 2]);
         let blob = [MetaBlob { hash: h, bytes: &b }];
         let counters = [CounterRef {
             meta: h,
@@ -1106,7 +1097,7 @@ mod tests {
             bytes: &b1,
         }];
         let one = |counts: &[u64], pruned: &[u32]| {
-            let c = packed(counts);
+            let c = pack(counts);
             encode_with_pruned(
                 &[origin()],
                 &blob,
@@ -1163,27 +1154,7 @@ mod tests {
         assert_eq!(d.pruned, vec![Vec::<u32>::new(), vec![]]);
         assert_eq!(d.content_hash, hash_of(&file[HEADER_LEN..]));
         // Re-encoding from the decoded parts gives the same bytes.
-        let blobs: Vec<_> = d
-            .metas
-            .iter()
-            .map(|m| MetaBlob {
-                hash: m.hash,
-                bytes: m.bytes,
-            })
-            .collect();
-        let ps: Vec<_> = d
-            .counters
-            .iter()
-            .map(|(i, c)| (d.metas[*i].hash, packed(c)))
-            .collect();
-        let cs: Vec<_> = ps
-            .iter()
-            .map(|(h, p)| CounterRef {
-                meta: *h,
-                packed: p,
-            })
-            .collect();
-        assert_eq!(encode(&d.origins, &blobs, &cs).unwrap(), file);
+        assert_eq!(reencode(&d), file);
     }
 
     #[test]
@@ -1235,8 +1206,8 @@ mod tests {
     #[test]
     fn encoder_checks_its_input() {
         let (h, b) = sample_meta("m", 2);
-        let ok = packed(&[1, 2]);
-        let short = packed(&[1]);
+        let ok = pack(&[1, 2]);
+        let short = pack(&[1]);
         let blob = [MetaBlob { hash: h, bytes: &b }];
         let e = encode(
             &[],
@@ -1472,7 +1443,7 @@ mod tests {
             bincode::serde::encode_to_vec(
                 CounterOut {
                     meta: other,
-                    counts: Packed(&packed(&[1, 2, 3])),
+                    counts: Packed(&pack(&[1, 2, 3])),
                     pruned: &[],
                 },
                 CONFIG,
@@ -1495,7 +1466,7 @@ mod tests {
             bincode::serde::encode_to_vec(
                 CounterOut {
                     meta: h1,
-                    counts: Packed(&packed(&[1, 2])),
+                    counts: Packed(&pack(&[1, 2])),
                     pruned: &[],
                 },
                 CONFIG,

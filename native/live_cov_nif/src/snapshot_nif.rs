@@ -12,8 +12,8 @@
 
 use live_cov_core::merge::{add_packed, merge_files, sub_packed};
 use live_cov_core::snapshot::{
-    decode, encode_with_pruned, hash_of, CounterRef, Hash, Meta, MetaBlob, Origin, PrunedRef,
-    SnapshotError, HEADER_LEN,
+    decode, encode_with_pruned, hash_of, pack_into, CounterRef, Hash, Meta, MetaBlob, Origin,
+    PrunedRef, SnapshotError, HEADER_LEN,
 };
 use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term};
@@ -374,9 +374,7 @@ fn do_decode<'a>(env: Env<'a>, input: Binary<'a>) -> Result<Term<'a>, SnapshotEr
         .zip(&d.pruned)
         .map(|((i, counts), pruned)| {
             let mut b = NewBinary::new(env, counts.len() * 8);
-            for (chunk, c) in b.as_mut_slice().chunks_exact_mut(8).zip(counts) {
-                chunk.copy_from_slice(&c.to_le_bytes());
-            }
+            pack_into(b.as_mut_slice(), counts);
             let b: Binary = b.into();
             (binary(env, &d.metas[*i].hash), b, pruned).encode(env)
         })
