@@ -134,6 +134,46 @@ defmodule LiveCov.MixToolTest do
     end
   end
 
+  describe "mix live_cov.report from snapshot files" do
+    setup ctx do
+      {:ok, fixtures: dir} = LiveCov.Test.FixtureBuild.snapshot_fixtures(ctx)
+      LiveCov.stop()
+      %{instrumented: [_, _]} = LiveCov.start(dir)
+      :ok
+    end
+
+    test "renders a LiveCov snapshot and a .coverdata file like the live node" do
+      LiveCov.Test.FixtureBuild.snapshot_work!()
+      dir = tmp_dir("report_snapshot")
+      snap_file = Path.join(dir, "run.lcsnap")
+      cover_file = Path.join(dir, "run.coverdata")
+      {:ok, _} = LiveCov.export(snap_file)
+      :ok = LiveCov.Cover.export(cover_file)
+      live = dir |> Path.join("live") |> tap(&File.mkdir_p!/1)
+      {:ok, _} = LiveCov.write([:lcov], live)
+      Mix.shell(Mix.Shell.Process)
+      on_exit(fn -> Mix.shell(Mix.Shell.IO) end)
+
+      for {input, name} <- [{snap_file, "from_snapshot"}, {cover_file, "from_coverdata"}] do
+        out = Path.join(dir, name)
+
+        :ok =
+          Mix.Tasks.LiveCov.Report.run(
+            ~w(--input #{input} --format lcov --output #{out} --no-summary)
+          )
+
+        assert da_lines(Path.join(out, "lcov.info")) == da_lines(Path.join(live, "lcov.info"))
+      end
+    end
+  end
+
+  defp da_lines(path),
+    do:
+      path
+      |> File.read!()
+      |> String.split("\n")
+      |> Enum.filter(&String.starts_with?(&1, ["SF:", "DA:"]))
+
   describe "read_export/1 and export_stats/2" do
     setup do
       %{dir: tmp_dir("mixtool_read")}

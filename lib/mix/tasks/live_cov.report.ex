@@ -13,7 +13,8 @@ defmodule Mix.Tasks.LiveCov.Report do
 
   Options:
 
-    * `--input PATH` - a LiveCov export (JSON). Without it, the current node's counters.
+    * `--input PATH` - a LiveCov snapshot (`LiveCov.export/2`, an agent's `/snapshot`), an OTP
+      cover `.coverdata` file, or a JSON export. Without it, the current node's counters.
     * `--format NAME` - repeatable or comma-separated: `html` (default), `lcov`, `cobertura`,
       `coveralls`, `json`, `annotated`, `terminal`.
     * `--output DIR` - where the files go; default `:output` of the project's
@@ -102,15 +103,70 @@ defmodule Mix.Tasks.LiveCov.Report do
           {:error,
            {:nothing_instrumented,
             "no module is instrumented on this node: run LiveCov.start/1 first, " <>
-              "or pass --input with a LiveCov export"}}
+              "or pass --input with a LiveCov snapshot, a .coverdata file or a JSON export"}}
         else
           LiveCov.report(stats_opts)
         end
 
       input ->
-        with {:ok, export} <- MixTool.read_export(input) do
-          MixTool.export_stats(export, stats_opts)
-        end
+        report_from_file(input, stats_opts)
+    end
+  end
+
+  # A LiveCov snapshot (`LiveCov.export/2`, `/snapshot` of an agent), OTP cover's
+  # `.coverdata`, or the JSON export of `mix test --cover --export-coverage`.
+  defp report_from_file(input, stats_opts) do
+    case input_kind(input) do
+      :snapshot ->
+        with {:ok, snap} <- LiveCov.Snapshot.read(input), do: snapshot_report(snap, stats_opts)
+
+      :coverdata ->
+        with {:ok, snap} <- LiveCov.Coverdata.read(input),
+             do: snapshot_report(with_sources(snap), stats_opts)
+
+      :json ->
+        with {:ok, export} <- MixTool.read_export(input),
+             do: MixTool.export_stats(export, stats_opts)
+    end
+  end
+
+  # Reports are made against the builds in the file, not against what this VM has loaded.
+  defp snapshot_report(snap, stats_opts),
+    do: LiveCov.Snapshot.report(snap, [loaded: MapSet.new()] ++ stats_opts)
+
+  # `.coverdata` records no source paths: as cover does, take them from the beams' compile
+  # info when the modules can be found here.
+  defp with_sources(snap) do
+    metas =
+      Map.new(snap.metas, fn
+        {h, %{source: s} = m} when s in [nil, ""] -> {h, %{m | source: beam_source(m.module)}}
+        pair -> pair
+      end)
+
+    %{snap | metas: metas}
+  end
+
+  defp beam_source(module) do
+    with path when is_list(path) <- :code.which(module),
+         {:ok, {_, [compile_info: info]}} <- :beam_lib.chunks(path, [:compile_info]),
+         {:source, source} <- List.keyfind(info, :source, 0) do
+      to_string(source)
+    else
+      _ -> nil
+    end
+  end
+
+  defp input_kind(path) do
+    with {:ok, io} <- File.open(path, [:read, :binary]),
+         head = IO.binread(io, 8),
+         :ok <- File.close(io) do
+      cond do
+        head == "\x89LiveCov" -> :snapshot
+        String.ends_with?(path, ".coverdata") -> :coverdata
+        true -> :json
+      end
+    else
+      _ -> :json
     end
   end
 
