@@ -48,6 +48,8 @@ defmodule LiveCov.Native do
   def bump_rustler(_slot, _index), do: nif_error()
   def register(_nsites), do: nif_error()
   def register_at(_slot, _nsites), do: nif_error()
+  def claim(_slot, _nsites), do: nif_error()
+  def register_from(_min, _nsites), do: nif_error()
   def unregister(_slot), do: nif_error()
   def read(_slot), do: nif_error()
   def take(_slot), do: nif_error()

@@ -179,11 +179,28 @@ defmodule LiveCov.Registry do
     {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
-  # Runs in a worker: everything up to and including loading the new code.
+  # Runs in a worker: everything up to and including loading the new code. An entry of the
+  # instrumentation cache for the same beam (LiveCov.Cache) skips the compiler.
   defp instrument_one(target, opts) do
+    case LiveCov.Cache.lookup(target, opts) do
+      {:hit, info} ->
+        {:ok, info}
+
+      {:error, _} = error ->
+        error
+
+      {:miss, entry} ->
+        with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
+          :ok = LiveCov.Cache.store(entry, info)
+          {:ok, info}
+        end
+    end
+  end
+
+  defp compile_one(target, opts, register) do
     with {:ok, forms} <- Forms.fetch(target),
          {:ok, munged, sites, clauses} <- Munge.transform(forms.forms, forms.module),
-         {:ok, slot} <- Table.register(length(sites)) do
+         {:ok, slot} <- register.(length(sites)) do
       mode = Keyword.get(opts, :mode, :counts)
 
       with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts),

@@ -42,6 +42,24 @@ defmodule LiveCov.Table do
   @spec register_at(slot, non_neg_integer()) :: {:ok, slot} | error
   def register_at(slot, nsites), do: Native.register_at(slot, nsites)
 
+  @doc """
+  Installs a fresh slot under `slot` only if that id was never used in this VM (registered,
+  claimed or installed before, even if since unregistered): then a binary compiled earlier
+  for `slot` (see `LiveCov.Cache`) can be loaded as is, since no other code ever bumped it.
+  `{:error, {:slot_taken, message}}` otherwise. Ids past the current end are fine; later
+  `register/1` calls return ids above the claimed one.
+  """
+  @spec claim(slot, non_neg_integer()) :: {:ok, slot} | error
+  def claim(slot, nsites), do: Native.claim(slot, nsites)
+
+  @doc """
+  Registers a fresh slot whose id is at least `min` (and above every id used so far), so
+  fresh ids stay clear of ids a cache is expected to `claim/2`. As `register/1` when `min`
+  is out of range.
+  """
+  @spec register_from(non_neg_integer(), non_neg_integer()) :: {:ok, slot} | error
+  def register_from(min, nsites), do: Native.register_from(min, nsites)
+
   @doc "Unlinks a slot; its memory is freed after a grace period."
   @spec unregister(slot) :: :ok | error
   def unregister(slot), do: Native.unregister(slot)

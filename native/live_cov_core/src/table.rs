@@ -122,6 +122,25 @@ struct Alloc {
     next: usize,
     live: usize,
     retired: Vec<(Instant, *mut Slot)>,
+    /// One bit per slot id ever installed in this VM (grown on demand): `claim` gives an id
+    /// only if it was never used, so stale code can never bump somebody else's counters.
+    used: Vec<u64>,
+}
+
+impl Alloc {
+    fn was_used(&self, id: usize) -> bool {
+        self.used
+            .get(id / 64)
+            .is_some_and(|w| w & (1u64 << (id % 64)) != 0)
+    }
+
+    fn mark_used(&mut self, id: usize) {
+        let word = id / 64;
+        if self.used.len() <= word {
+            self.used.resize(word + 1, 0);
+        }
+        self.used[word] |= 1u64 << (id % 64);
+    }
 }
 
 // The raw pointers in `retired` are owned by the table and only freed under the mutex.
@@ -142,6 +161,7 @@ pub static TABLE: Table = Table {
         next: 0,
         live: 0,
         retired: Vec::new(),
+        used: Vec::new(),
     }),
 };
 
@@ -274,7 +294,46 @@ impl Table {
             alloc.retired.push((Instant::now(), old));
         }
         alloc.next = alloc.next.max(id + 1);
+        alloc.mark_used(id);
         Self::reclaim(alloc);
+    }
+
+    /// Install a fresh slot under `id` only if that id was never used in this VM (not
+    /// registered, claimed or installed by `register_at`, even if since unregistered).
+    /// Returns `Ok(true)` when the slot is now `id`'s, `Ok(false)` when the id was taken.
+    /// Ids above the current end are fine: `next` moves past `id` and the ids skipped stay
+    /// unused (a later `claim` may still take them; `register` never hands them out).
+    ///
+    /// This lets a binary compiled earlier for slot `id` (an instrumentation cache entry) be
+    /// loaded as is: its literal slot id is safe exactly when nothing else ever used it.
+    pub fn claim(&self, id: usize, nsites: usize) -> Result<bool, Error> {
+        check_sites(nsites)?;
+        if id >= MAX_SLOTS {
+            return Err(Error::BadSlot(id));
+        }
+        let mut alloc = self.alloc.lock();
+        if alloc.was_used(id) {
+            return Ok(false);
+        }
+        self.install(&mut alloc, id, nsites);
+        Ok(true)
+    }
+
+    /// Like `register`, but the id is at least `min` (`max(next, min)`): fresh ids can be kept
+    /// clear of a range that `claim` is expected to ask for (the ids recorded in a cache).
+    /// When `min` is out of range this is `register`.
+    pub fn register_from(&self, min: usize, nsites: usize) -> Result<usize, Error> {
+        check_sites(nsites)?;
+        let mut alloc = self.alloc.lock();
+        let mut id = alloc.next.max(min);
+        if id >= MAX_SLOTS {
+            id = alloc.next;
+        }
+        if id >= MAX_SLOTS {
+            return Err(Error::TableFull(MAX_SLOTS));
+        }
+        self.install(&mut alloc, id, nsites);
+        Ok(id)
     }
 
     /// Unlink a slot; its memory is freed after the grace period.
@@ -463,5 +522,65 @@ mod tests {
         let mut rest = Vec::new();
         TABLE.with_slot(s, |sl| sl.take_into(&mut rest)).unwrap();
         assert_eq!(taken + rest[0], 4 * per);
+    }
+
+    #[test]
+    fn claim_takes_only_ids_never_used() {
+        let a = TABLE.register(2).unwrap();
+        // A used id (live or retired) can never be claimed.
+        assert!(!TABLE.claim(a, 2).unwrap());
+        TABLE.unregister(a).unwrap();
+        assert!(!TABLE.claim(a, 2).unwrap());
+
+        // An id past the end: claimed, fresh counters, `next` moves past it.
+        let far = TABLE.register(1).unwrap() + 1000;
+        assert!(TABLE.claim(far, 3).unwrap());
+        assert_eq!(read(far), vec![0, 0, 0]);
+        TABLE.bump(far, 1);
+        assert_eq!(read(far), vec![0, 1, 0]);
+        assert!(!TABLE.claim(far, 3).unwrap());
+        assert!(TABLE.register(1).unwrap() > far);
+
+        // A skipped id was never used: it can still be claimed, once.
+        let gap = far - 500;
+        assert!(TABLE.claim(gap, 1).unwrap());
+        assert!(!TABLE.claim(gap, 1).unwrap());
+        TABLE.unregister(gap).unwrap();
+        assert!(!TABLE.claim(gap, 1).unwrap());
+
+        // Replicas installed with register_at count as used too.
+        let rep = TABLE.register(1).unwrap() + 10;
+        TABLE.register_at(rep, 1).unwrap();
+        assert!(!TABLE.claim(rep, 1).unwrap());
+
+        assert!(matches!(TABLE.claim(MAX_SLOTS, 1), Err(Error::BadSlot(_))));
+        assert!(matches!(
+            TABLE.claim(far + 5000, MAX_SITES + 1),
+            Err(Error::TooManySites(..))
+        ));
+    }
+
+    #[test]
+    fn register_from_stays_above_min_and_next() {
+        let base = TABLE.register(1).unwrap();
+        let a = TABLE.register_from(base + 300, 2).unwrap();
+        assert!(a >= base + 300);
+        assert_eq!(read(a), vec![0, 0]);
+        let b = TABLE.register_from(0, 1).unwrap();
+        assert!(b > a);
+        assert!(!TABLE.claim(a, 1).unwrap());
+        // A minimum out of range falls back to the next id.
+        let c = TABLE.register_from(usize::MAX, 1).unwrap();
+        assert!(c > b && c < MAX_SLOTS);
+    }
+
+    #[test]
+    fn concurrent_claims_of_one_id_have_one_winner() {
+        let id = TABLE.register(1).unwrap() + 2000;
+        let hs: Vec<_> = (0..8)
+            .map(|_| std::thread::spawn(move || TABLE.claim(id, 1).unwrap()))
+            .collect();
+        let wins = hs.into_iter().map(|h| h.join().unwrap());
+        assert_eq!(wins.filter(|w| *w).count(), 1);
     }
 }

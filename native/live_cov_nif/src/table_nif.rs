@@ -29,6 +29,28 @@ fn register_at(slot: usize, nsites: usize) -> Result<usize, NifError> {
     Ok(TABLE.register_at(slot, nsites)?)
 }
 
+/// `{:ok, slot}` when `slot` was never used in this VM and is now installed with `nsites`
+/// zeroed counters; `{:error, {:slot_taken, message}}` otherwise (see `Table::claim`).
+#[rustler::nif]
+fn claim(env: Env, slot: usize, nsites: usize) -> Term {
+    match TABLE.claim(slot, nsites) {
+        Ok(true) => (rustler::types::atom::ok(), slot).encode(env),
+        Ok(false) => {
+            let kind = rustler::Atom::from_str(env, "slot_taken").expect("valid atom");
+            let message = format!(
+                "counter slot {slot} was already used in this VM (code compiled for it may still run): register a fresh slot"
+            );
+            (rustler::types::atom::error(), (kind, message)).encode(env)
+        }
+        Err(e) => (rustler::types::atom::error(), NifError(e)).encode(env),
+    }
+}
+
+#[rustler::nif]
+fn register_from(min: usize, nsites: usize) -> Result<usize, NifError> {
+    Ok(TABLE.register_from(min, nsites)?)
+}
+
 #[rustler::nif]
 fn unregister(env: Env, slot: usize) -> Term {
     ok_or_error(env, TABLE.unregister(slot))
