@@ -39,6 +39,8 @@
 # 6. memory per bump site: counters + metadata (ETS) after instrumenting everything, and
 #    again after the analyses (cover then keeps a second per-site table).
 
+Code.require_file("support/bench_helpers.exs", __DIR__)
+
 defmodule LiveCov.Bench.Scale do
   @moduledoc false
 
@@ -690,15 +692,7 @@ defmodule LiveCov.Bench.Scale do
   ## Helpers
 
   defp system_line(opts) do
-    cpu =
-      with {:ok, text} <- File.read("/proc/cpuinfo"),
-           [_, model] <- Regex.run(~r/model name\s*:\s*(.+)/, text) do
-        String.trim(model)
-      else
-        _ -> "unknown CPU"
-      end
-
-    "Machine: #{cpu}, #{default_schedulers()} logical CPUs available. " <>
+    "Machine: #{LiveCov.Bench.Helpers.cpu_model()}, #{default_schedulers()} logical CPUs available. " <>
       "OTP #{:erlang.system_info(:otp_release)} (erts #{:erlang.system_info(:version)}), " <>
       "Elixir #{System.version()}. #{opts.reps} reps of the hot path and the workload (median)."
   end
@@ -747,8 +741,7 @@ defmodule LiveCov.Bench.Scale do
   defp mib(bytes), do: "#{fmt(bytes / 1_048_576, 2)} MiB"
   def fmt(x, d), do: :erlang.float_to_binary(x / 1, decimals: d)
 
-  defp fmt_int(n),
-    do: n |> Integer.to_string() |> String.replace(~r/\B(?=(\d{3})+(?!\d))/, ",")
+  defp fmt_int(n), do: LiveCov.Bench.Helpers.fmt_int(n)
 
   def support, do: @support
 end
