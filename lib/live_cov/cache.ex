@@ -409,30 +409,11 @@ defmodule LiveCov.Cache do
   end
 
   defp high_water_ref(dir) do
-    key = {__MODULE__, :high_water, dir}
-
-    case :persistent_term.get(key, nil) do
-      nil ->
-        :global.trans(
-          {key, self()},
-          fn ->
-            case :persistent_term.get(key, nil) do
-              nil ->
-                ref = :atomics.new(1, signed: false)
-                :atomics.put(ref, 1, read_high_water(dir))
-                :persistent_term.put(key, ref)
-                ref
-
-              ref ->
-                ref
-            end
-          end,
-          [node()]
-        )
-
-      ref ->
-        ref
-    end
+    persistent_ref({__MODULE__, :high_water, dir}, fn ->
+      ref = :atomics.new(1, signed: false)
+      :atomics.put(ref, 1, read_high_water(dir))
+      ref
+    end)
   end
 
   defp read_high_water(dir) do
@@ -529,8 +510,14 @@ defmodule LiveCov.Cache do
   end
 
   defp stats_ref do
-    key = {__MODULE__, :stats}
+    persistent_ref({__MODULE__, :stats}, fn ->
+      :counters.new(length(@stats), [:write_concurrency])
+    end)
+  end
 
+  # A per-VM reference kept in a persistent term, created once (under a node-local lock, so
+  # concurrent first callers agree on one).
+  defp persistent_ref(key, create) do
     case :persistent_term.get(key, nil) do
       nil ->
         :global.trans(
@@ -538,7 +525,7 @@ defmodule LiveCov.Cache do
           fn ->
             case :persistent_term.get(key, nil) do
               nil ->
-                ref = :counters.new(length(@stats), [:write_concurrency])
+                ref = create.()
                 :persistent_term.put(key, ref)
                 ref
 
