@@ -102,6 +102,18 @@ defmodule LiveCov.CacheTest do
   end
 
   describe "configuration" do
+    setup do
+      saved = for var <- ~w(LIVE_COV_CACHE LIVE_COV_CACHE_DIR), do: {var, System.get_env(var)}
+      Enum.each(saved, fn {var, _} -> System.delete_env(var) end)
+
+      on_exit(fn ->
+        Enum.each(saved, fn
+          {var, nil} -> System.delete_env(var)
+          {var, value} -> System.put_env(var, value)
+        end)
+      end)
+    end
+
     test "on by default, under the user cache directory; off with cache: false" do
       assert Cache.dir([]) =~ "live_cov"
       assert Cache.dir(cache_dir: "/x/y") == "/x/y"
