@@ -51,6 +51,12 @@ defmodule LiveCov do
       modules are loaded there and every analysis adds their counts. The summary then has
       `nodes:` (the covered nodes) and `node_errors:` (`%{node:, kind:, message:}` for each
       node that could not be covered, e.g. LiveCov is not on its code path).
+    * `optimize: :coverage` (default) or `:full` - how instrumented code is compiled, see
+      `LiveCov.Instrument.compile_options/1`: `:coverage` skips erl_lint and the
+      optimisations whose cost grows with the bump calls (a third of the compile time),
+      `:full` optimises the instrumented module like the original.
+    * `cache: false`, `cache_dir: dir` - the instrumentation cache (`LiveCov.Cache`; on by
+      default, or as configured).
 
   Called by Mix as a `test_coverage` tool (`start(compile_path, opts)` with `tool: LiveCov` in
   `opts`) it returns the function Mix runs after the suite; see `LiveCov.MixTool`.
@@ -75,7 +81,9 @@ defmodule LiveCov do
 
       {ok, failed} =
         targets
-        |> Registry.instrument(mode: mode)
+        |> Registry.instrument(
+          [mode: mode] ++ Keyword.take(opts, [:optimize, :cache, :cache_dir])
+        )
         |> Enum.reduce({[], []}, fn
           {:ok, m}, {ok, failed} -> {[m | ok], failed}
           {:error, t, {kind, msg}}, {ok, failed} -> {ok, [skip(t, kind, msg) | failed]}

@@ -9,7 +9,8 @@ defmodule LiveCov.Cache do
   An entry is keyed by the MD5 of the **whole** original `.beam` file and a fingerprint of
   everything else the instrumented binary depends on: the entry format, LiveCov's version
   and the MD5 of its instrumenting modules (`LiveCov.Instrument`, `.Forms`, `.Munge`,
-  `.Expand`), the OTP release, the ERTS, compiler and Elixir versions. The whole file, not
+  `.Expand`), the OTP release, the ERTS, compiler and Elixir versions, the mode and the
+  compile profile (`optimize:`, see `LiveCov.Instrument.compile_options/1`). The whole file, not
   `:beam_lib.md5/1`: that one leaves out the debug info, and a change that only moves lines
   (a comment added at the top) changes the sites but not the code.
 
@@ -295,7 +296,8 @@ defmodule LiveCov.Cache do
     :crypto.hash(:sha256, [
       fingerprint(),
       :erlang.md5(binary),
-      "#{Keyword.get(opts, :mode, :counts)}"
+      "#{Keyword.get(opts, :mode, :counts)}",
+      :erlang.term_to_binary(LiveCov.Instrument.compile_options(opts))
     ])
   end
 

@@ -29,6 +29,7 @@ defmodule LiveCov.Instrument do
 
     * `:bump_module` - the module whose `bump/2` is called
       (default `LiveCov.Native`).
+    * `:optimize` - `:coverage` (default) or `:full`, see `compile_options/1`.
 
   Returns `{:ok, beam_binary}` or `{:error, {:compile_failed, message}}`.
   """
@@ -39,7 +40,11 @@ defmodule LiveCov.Instrument do
     patched = Munge.patch(munged_forms, &bump_expr(bump_module, slot, &1))
 
     source = if forms.source, do: [{:source, forms.source}], else: []
-    options = source ++ forms.compile_options ++ [:binary, :return_errors, :return_warnings]
+
+    options =
+      source ++
+        forms.compile_options ++
+        compile_options(opts) ++ [:binary, :return_errors, :return_warnings]
 
     case :compile.forms(patched, options) do
       {:ok, _module, binary, _warnings} when is_binary(binary) ->
@@ -64,6 +69,37 @@ defmodule LiveCov.Instrument do
       {:error,
        {:compile_failed,
         "instrumented #{inspect(forms.module)} crashed the compiler: #{Exception.message(e)}"}}
+  end
+
+  # Skipping them costs the instrumented code nothing measurable at run time (bench/scale.exs,
+  # workload row) and the compiler a third of its work on instrumented forms.
+  @coverage_profile [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt]
+
+  @doc """
+  The compiler options `compile/4` adds for `opts[:optimize]`:
+
+    * `:coverage` (default): `#{inspect(@coverage_profile)}`. A coverage build, as gcc's
+      `--coverage` is usually paired with `-O0`: erl_lint is skipped (the forms come from a
+      beam that compiled, plus bump calls) and so are the type-based and module-level
+      optimisations and block sharing, whose cost grows with every bump call. Boolean,
+      binary-match and receive optimisations stay on. The lines counted are the same.
+    * `:full`: none; the instrumented module is optimised like the original.
+
+  An unknown value raises `ArgumentError`.
+  """
+  @spec compile_options(keyword) :: [atom]
+  def compile_options(opts \\ []) do
+    case Keyword.get(opts, :optimize, :coverage) do
+      :coverage ->
+        @coverage_profile
+
+      :full ->
+        []
+
+      other ->
+        raise ArgumentError,
+              "optimize: #{inspect(other)} is not a LiveCov compile profile; use :coverage or :full"
+    end
   end
 
   @doc """

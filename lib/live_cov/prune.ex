@@ -168,9 +168,13 @@ defmodule LiveCov.Prune do
   The cache kept for a coverage-mode module: what recompiling needs (compile options, source,
   rewritten forms), as one binary so reading a `LiveCov.ModuleInfo` from ETS stays cheap.
   """
-  @spec cache(Forms.t(), [tuple]) :: binary
-  def cache(%Forms{} = forms, munged) do
-    :erlang.term_to_binary({%{forms | forms: [], binary: nil}, munged}, [:compressed])
+  @spec cache(Forms.t(), [tuple], keyword) :: binary
+  def cache(%Forms{} = forms, munged, opts \\ []) do
+    compile_opts = Keyword.take(opts, [:optimize])
+
+    :erlang.term_to_binary({%{forms | forms: [], binary: nil}, munged, compile_opts}, [
+      :compressed
+    ])
   end
 
   @doc """
@@ -203,7 +207,7 @@ defmodule LiveCov.Prune do
     if MapSet.size(pruned) >= ModuleInfo.size(info) and not keep_instrumented do
       {:ok, :original}
     else
-      with {:ok, forms, munged} <- cached(info) do
+      with {:ok, forms, munged, compile_opts} <- cached(info) do
         slot = info.slot
         anno = :erl_anno.new(0)
 
@@ -217,7 +221,7 @@ defmodule LiveCov.Prune do
               else: Instrument.bump_expr(slot, index)
           end)
 
-        Instrument.compile(forms, patched, slot)
+        Instrument.compile(forms, patched, slot, compile_opts)
       end
     end
   end
@@ -614,8 +618,8 @@ defmodule LiveCov.Prune do
   ## Cache and counts
 
   defp cached(%ModuleInfo{cache: cache} = info) when is_binary(cache) do
-    {forms, munged} = :erlang.binary_to_term(cache)
-    {:ok, forms, munged}
+    {forms, munged, compile_opts} = :erlang.binary_to_term(cache)
+    {:ok, forms, munged, compile_opts}
   rescue
     ArgumentError -> rebuild(info)
   end
@@ -628,7 +632,7 @@ defmodule LiveCov.Prune do
     with {:ok, forms} <- Forms.from_binary(original, info.beam_path),
          {:ok, munged, sites, _clauses} <- Munge.transform(forms.forms, forms.module) do
       if List.to_tuple(sites) == info.sites,
-        do: {:ok, forms, munged},
+        do: {:ok, forms, munged, []},
         else:
           {:error,
            {:sites_changed,

@@ -44,11 +44,19 @@ defmodule LiveCov.Registry do
           {:ok, module} | {:error, term, {atom, String.t()}}
         ]
   def instrument(targets, opts \\ []) do
-    with :ok <- Table.check() do
+    with :ok <- Table.check(),
+         :ok <- check_optimize(opts) do
       GenServer.call(__MODULE__, {:instrument, targets, opts}, :infinity)
     else
       {:error, reason} -> Enum.map(targets, &{:error, &1, reason})
     end
+  end
+
+  defp check_optimize(opts) do
+    _ = Instrument.compile_options(opts)
+    :ok
+  rescue
+    e in ArgumentError -> {:error, {:bad_option, Exception.message(e)}}
   end
 
   @doc """
@@ -219,7 +227,7 @@ defmodule LiveCov.Registry do
            instrumented: binary,
            instrumented_at: System.system_time(:millisecond),
            mode: mode,
-           cache: if(mode == :coverage, do: LiveCov.Prune.cache(forms, munged))
+           cache: if(mode == :coverage, do: LiveCov.Prune.cache(forms, munged, opts))
          }}
       else
         error ->

@@ -137,6 +137,15 @@ defmodule LiveCov.CacheTest do
   end
 
   describe "instrumenting through the cache" do
+    test "each compile profile (optimize:) has its own entries", %{cache: cache} do
+      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache, optimize: :full)
+      assert [_] = entries(cache)
+      before = Cache.stats()
+      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert %{misses: 1, stores: 1, hits: 0} = delta(before)
+      assert [_, _] = entries(cache)
+    end
+
     test "a miss compiles, stores an entry and records the slot mark", %{cache: cache} do
       before = Cache.stats()
       assert [{:ok, :lc_cache_fx_a}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)

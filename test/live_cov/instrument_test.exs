@@ -51,10 +51,10 @@ defmodule LiveCov.InstrumentTest do
     end)
   end
 
-  defp instrumented!(module, slot \\ @slot) do
+  defp instrumented!(module, slot \\ @slot, opts \\ []) do
     {:ok, forms} = Forms.fetch(module)
     {:ok, munged, sites, _clauses} = Munge.transform(forms.forms, module)
-    {:ok, binary} = Instrument.compile(forms, munged, slot, bump_module: FakeBump)
+    {:ok, binary} = Instrument.compile(forms, munged, slot, [bump_module: FakeBump] ++ opts)
     {forms, binary, sites}
   end
 
@@ -116,10 +116,12 @@ defmodule LiveCov.InstrumentTest do
     for {module, workload} <- [
           instr_erl: :erl_workload,
           "Elixir.LiveCovFixture.InstrEx": :ex_workload
-        ] do
-      test "#{inspect(module)}: every bump counts what cover counts", %{beams: beams} do
+        ],
+        optimize <- [:coverage, :full] do
+      test "#{inspect(module)}, optimize: #{optimize}: every bump counts what cover counts",
+           %{beams: beams} do
         module = unquote(module)
-        {forms, binary, sites} = instrumented!(module)
+        {forms, binary, sites} = instrumented!(module, @slot, optimize: unquote(optimize))
         n = length(sites)
 
         assert :ok = Instrument.load(module, binary, forms.beam_path)
@@ -162,6 +164,36 @@ defmodule LiveCov.InstrumentTest do
       # keeps the source from the original compile_info
       {:ok, {:instr_erl, [compile_info: info]}} = :beam_lib.chunks(binary, [:compile_info])
       assert info[:source] == forms.source
+    end
+
+    test "optimize: picks the compile profile; both bump the same sites" do
+      assert Instrument.compile_options([]) ==
+               [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt]
+
+      assert Instrument.compile_options(optimize: :coverage) == Instrument.compile_options([])
+      assert Instrument.compile_options(optimize: :full) == []
+
+      assert_raise ArgumentError, ~r/optimize: :fast is not a LiveCov compile profile/, fn ->
+        Instrument.compile_options(optimize: :fast)
+      end
+
+      {_, coverage, _} = instrumented!(:instr_erl, @slot, optimize: :coverage)
+      {_, full, _} = instrumented!(:instr_erl, @slot, optimize: :full)
+      assert coverage != full
+
+      bumps = fn binary ->
+        {:beam_file, _, _, _, _, code} = :beam_disasm.file(binary)
+
+        for {:function, _, _, _, instrs} <- code,
+            instr <- instrs,
+            is_tuple(instr) and elem(instr, 0) in [:call_ext, :call_ext_last, :call_ext_only],
+            Enum.member?(Tuple.to_list(instr), {:extfunc, FakeBump, :bump, 2}),
+            reduce: 0,
+            do: (n -> n + 1)
+      end
+
+      assert bumps.(coverage) == bumps.(full)
+      assert bumps.(coverage) > 0
     end
 
     test "a compile error is returned, not raised or printed" do

@@ -32,6 +32,18 @@ defmodule LiveCov.RegistryTest do
     assert {:error, {:unknown_slot, _}} = Table.read(first.slot)
   end
 
+  test "an unknown compile profile is refused for every target, before anything is compiled" do
+    assert [{:error, :core_loop, {:bad_option, msg}}] =
+             Registry.instrument([:core_loop], optimize: :max)
+
+    assert msg =~ "optimize: :max"
+    assert msg =~ ":coverage or :full"
+    assert Registry.lookup(:core_loop) == nil
+
+    assert %{instrumented: [], skipped: [%{kind: :bad_option}]} =
+             LiveCov.start(:core_loop, optimize: "full")
+  end
+
   test "stop restores the original code without killing processes still running it" do
     original_md5 = :core_loop.module_info(:md5)
     [{:ok, :core_loop}] = Registry.instrument([:core_loop])
