@@ -162,15 +162,16 @@ defmodule LiveCov.Bench.Snapshot do
         counts = for j <- 1..sites, do: if(rem(j, 7) == 0, do: 0, else: rem(j * i, 5) + 1)
         :ok = Table.add(slot, counts)
 
-        info = %ModuleInfo{
-          module: module,
-          slot: slot,
-          sites: List.to_tuple(site_list),
-          md5: :crypto.strong_rand_bytes(16),
-          source: "/build/app/src/#{module}.erl",
-          beam_path: String.to_charlist("/srv/app/ebin/#{module}.beam"),
-          clauses: for(f <- 1..100, do: {:"f#{f}", 1, 1, per})
-        }
+        info =
+          ModuleInfo.new(
+            module: module,
+            slot: slot,
+            sites: site_list,
+            md5: :crypto.strong_rand_bytes(16),
+            source: "/build/app/src/#{module}.erl",
+            beam_path: String.to_charlist("/srv/app/ebin/#{module}.beam"),
+            clauses: for(f <- 1..100, do: {:"f#{f}", 1, 1, per})
+          )
 
         :ets.insert(registry, {module, info})
         info

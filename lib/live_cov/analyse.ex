@@ -73,8 +73,8 @@ defmodule LiveCov.Analyse do
         ]
   def functions(info, counts) do
     first_lines =
-      info.sites
-      |> Tuple.to_list()
+      info
+      |> ModuleInfo.site_list()
       |> Enum.reject(fn {_, _, _, line} -> line == 0 end)
       |> Enum.reduce(%{}, fn {f, a, _, l}, acc -> Map.update(acc, {f, a}, l, &min(&1, l)) end)
 
@@ -86,7 +86,7 @@ defmodule LiveCov.Analyse do
     |> Enum.sort_by(fn {name, line, _} -> {line, name} end)
   end
 
-  defp keyed(%ModuleInfo{sites: sites}, counts), do: Enum.zip(Tuple.to_list(sites), counts)
+  defp keyed(%ModuleInfo{} = info, counts), do: Enum.zip(ModuleInfo.site_list(info), counts)
 
   defp line_value(:calls, n), do: n
   defp line_value(:coverage, 0), do: {0, 1}

@@ -223,7 +223,7 @@ defmodule LiveCov.Cache do
   end
 
   defp info(entry, data, slot, opts) do
-    %ModuleInfo{
+    ModuleInfo.new(
       module: data.module,
       slot: slot,
       sites: data.sites,
@@ -237,7 +237,7 @@ defmodule LiveCov.Cache do
       instrumented_at: System.system_time(:millisecond),
       mode: Keyword.get(opts, :mode, :counts),
       cache: nil
-    }
+    )
   end
 
   @doc """
@@ -264,8 +264,8 @@ defmodule LiveCov.Cache do
             module: info.module,
             slot: info.slot,
             binary: info.instrumented,
-            sites: info.sites,
-            clauses: info.clauses,
+            sites: ModuleInfo.sites(info),
+            clauses: ModuleInfo.clauses(info),
             md5: info.md5,
             source: info.source,
             main_file: info.main_file

@@ -201,7 +201,7 @@ defmodule LiveCov.ExUnit do
         pairs =
           for {info, %Snapshot.Meta{hash: h} = meta} <- Enum.zip(infos, metas),
               h != nil,
-              byte_size(mods[info.module].counts) == 8 * tuple_size(info.sites),
+              byte_size(mods[info.module].counts) == 8 * LiveCov.ModuleInfo.size(info),
               do: {meta, mods[info.module].counts}
 
         %Snapshot{

@@ -20,7 +20,7 @@ defmodule LiveCov.Imported do
   """
   use GenServer
 
-  alias LiveCov.{Coverdata, Registry, Snapshot, Table, Util}
+  alias LiveCov.{Coverdata, ModuleInfo, Registry, Snapshot, Table, Util}
   alias LiveCov.Snapshot.Meta
 
   @builds :live_cov_imported_builds
@@ -176,7 +176,7 @@ defmodule LiveCov.Imported do
         nil
 
       _ ->
-        sites = Tuple.to_list(info.sites)
+        sites = ModuleInfo.site_list(info)
         sorted = Enum.sort(sites)
 
         builds
@@ -217,7 +217,7 @@ defmodule LiveCov.Imported do
 
     %{
       hashes: MapSet.new(for %Meta{hash: h} <- metas, h != nil, do: h),
-      sites: Map.new(infos, &{&1.module, &1.sites |> Tuple.to_list() |> Enum.sort()})
+      sites: Map.new(infos, &{&1.module, &1 |> ModuleInfo.site_list() |> Enum.sort()})
     }
   end
 

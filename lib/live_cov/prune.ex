@@ -181,12 +181,12 @@ defmodule LiveCov.Prune do
   Lines of `info` whose every site was removed (they ran; reports can say "hit" for them).
   """
   @spec pruned_lines(ModuleInfo.t()) :: [pos_integer]
-  def pruned_lines(%ModuleInfo{pruned: pruned, sites: sites}) do
+  def pruned_lines(%ModuleInfo{pruned: pruned} = info) do
     if MapSet.size(pruned) == 0 do
       []
     else
-      sites
-      |> Tuple.to_list()
+      info
+      |> ModuleInfo.site_list()
       |> Enum.with_index()
       |> Enum.reject(fn {{_, _, _, line}, _} -> line == 0 end)
       |> Enum.group_by(fn {{_, _, _, line}, _} -> line end, &elem(&1, 1))
@@ -631,7 +631,7 @@ defmodule LiveCov.Prune do
   defp rebuild(%ModuleInfo{original: original} = info) when is_binary(original) do
     with {:ok, forms} <- Forms.from_binary(original, info.beam_path),
          {:ok, munged, sites, _clauses} <- Munge.transform(forms.forms, forms.module) do
-      if List.to_tuple(sites) == info.sites,
+      if sites == ModuleInfo.site_list(info),
         do: {:ok, forms, munged, []},
         else:
           {:error,

@@ -214,10 +214,10 @@ defmodule LiveCov.Registry do
       with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts),
            :ok <- Instrument.load(forms.module, binary, forms.beam_path) do
         {:ok,
-         %ModuleInfo{
+         ModuleInfo.new(
            module: forms.module,
            slot: slot,
-           sites: List.to_tuple(sites),
+           sites: sites,
            clauses: clauses,
            md5: forms.md5,
            beam_path: forms.beam_path,
@@ -228,7 +228,7 @@ defmodule LiveCov.Registry do
            instrumented_at: System.system_time(:millisecond),
            mode: mode,
            cache: if(mode == :coverage, do: LiveCov.Prune.cache(forms, munged, opts))
-         }}
+         )}
       else
         error ->
           _ = Table.unregister(slot)

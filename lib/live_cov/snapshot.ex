@@ -300,15 +300,15 @@ defmodule LiveCov.Snapshot do
       md5: md5(info.md5),
       source: string(info.source),
       beam_path: string(info.beam_path),
-      sites: info.sites,
-      clauses: info.clauses || [],
+      sites: ModuleInfo.sites(info),
+      clauses: ModuleInfo.clauses(info),
       encoded: encoded
     }
   end
 
   defp meta_input(info) do
-    {info.module, md5(info.md5), string(info.source), string(info.beam_path), info.sites,
-     info.clauses || []}
+    {info.module, md5(info.md5), string(info.source), string(info.beam_path),
+     ModuleInfo.sites(info), ModuleInfo.clauses(info)}
   end
 
   @doc false
@@ -322,7 +322,7 @@ defmodule LiveCov.Snapshot do
   defp string(s) when is_binary(s), do: s
   defp string(s) when is_list(s), do: List.to_string(s)
 
-  defp cache_key(info), do: {info.slot, info.md5, tuple_size(info.sites), info.source}
+  defp cache_key(info), do: {info.slot, info.md5, ModuleInfo.size(info), info.source}
 
   defp cache_get(info) do
     key = cache_key(info)
@@ -716,7 +716,7 @@ defmodule LiveCov.Snapshot do
   def to_module_info(%Meta{} = m, pruned \\ []) do
     pruned = MapSet.new(pruned)
 
-    %ModuleInfo{
+    ModuleInfo.new(
       module: m.module,
       slot: nil,
       sites: m.sites,
@@ -726,7 +726,7 @@ defmodule LiveCov.Snapshot do
       clauses: m.clauses,
       mode: if(MapSet.size(pruned) == 0, do: :counts, else: :coverage),
       pruned: pruned
-    }
+    )
   end
 
   @doc "The `LiveCov.ModuleInfo` of one build of a snapshot (by hash), with its pruned sites."

@@ -161,7 +161,7 @@ defmodule LiveCov.AgentTest do
       mods = Map.new(status["modules"], &{&1["module"], &1})
       info = LiveCov.Registry.lookup(:agent_app_calc)
       assert mods["agent_app_calc"]["md5"] == Base.encode16(info.md5, case: :lower)
-      assert mods["agent_app_calc"]["sites"] == tuple_size(info.sites)
+      assert mods["agent_app_calc"]["sites"] == LiveCov.ModuleInfo.size(info)
       assert mods["agent_app_calc"]["application"] == "agent_app"
     end
 
@@ -439,7 +439,7 @@ defmodule LiveCov.AgentTest do
       hit = Enum.count(counts, &(&1 > 0))
 
       assert text =~
-               ~s(live_cov_module_sites{application="agent_app",module="agent_app_calc"} #{tuple_size(info.sites)}\n)
+               ~s(live_cov_module_sites{application="agent_app",module="agent_app_calc"} #{LiveCov.ModuleInfo.size(info)}\n)
 
       assert text =~
                ~s(live_cov_module_sites_hit{application="agent_app",module="agent_app_calc"} #{hit}\n)

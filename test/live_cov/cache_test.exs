@@ -84,18 +84,19 @@ defmodule LiveCov.CacheTest do
     slot = probe + 1000 + :rand.uniform(1000)
     {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
 
-    info = %ModuleInfo{
-      module: module,
-      slot: slot,
-      sites: List.to_tuple(sites),
-      clauses: clauses,
-      md5: forms.md5,
-      beam_path: forms.beam_path,
-      source: forms.source && to_string(forms.source),
-      main_file: forms.main_file,
-      original: forms.binary,
-      instrumented: binary
-    }
+    info =
+      ModuleInfo.new(
+        module: module,
+        slot: slot,
+        sites: sites,
+        clauses: clauses,
+        md5: forms.md5,
+        beam_path: forms.beam_path,
+        source: forms.source && to_string(forms.source),
+        main_file: forms.main_file,
+        original: forms.binary,
+        instrumented: binary
+      )
 
     :ok = Cache.store(entry, info)
     {info, entry}
@@ -192,7 +193,17 @@ defmodule LiveCov.CacheTest do
       assert :lc_cache_fx_a.module_info(:md5) ==
                :beam_lib.md5(planted.instrumented) |> elem(1) |> elem(1)
 
-      for key <- [:sites, :clauses, :md5, :source, :main_file, :beam_path, :original, :mode],
+      for key <- [
+            :site_data,
+            :functions,
+            :clause_data,
+            :md5,
+            :source,
+            :main_file,
+            :beam_path,
+            :original,
+            :mode
+          ],
           do: assert(Map.fetch!(info, key) == Map.fetch!(compiled, key), "#{key} differs")
 
       run_a()
@@ -223,7 +234,7 @@ defmodule LiveCov.CacheTest do
       before = Cache.stats()
       assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_b], cache_dir: cache)
       assert %{misses: 1, hits: 0, stores: 1} = delta(before)
-      lines = Registry.lookup(:lc_cache_fx_b).sites |> Tuple.to_list() |> Enum.map(&elem(&1, 3))
+      lines = Registry.lookup(:lc_cache_fx_b) |> ModuleInfo.site_list() |> Enum.map(&elem(&1, 3))
       assert Enum.min(lines) == 6
       assert length(entries(cache)) == 2
     end
@@ -323,7 +334,10 @@ defmodule LiveCov.CacheTest do
 
     test "a beam that changed between lookup and compile is not stored", %{cache: cache} do
       {:miss, entry} = Cache.lookup(:lc_cache_fx_a, cache_dir: cache)
-      info = %ModuleInfo{module: :lc_cache_fx_a, slot: 1, sites: {}, md5: "", original: "other"}
+
+      info =
+        ModuleInfo.new(module: :lc_cache_fx_a, slot: 1, sites: {}, md5: "", original: "other")
+
       assert Cache.store(entry, info) == :ok
       assert entries(cache) == []
     end

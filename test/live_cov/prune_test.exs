@@ -85,7 +85,7 @@ defmodule LiveCov.PruneTest do
       assert n == Enum.count(c1, &(&1 > 0))
 
       info = Registry.lookup(:prune_loop)
-      assert info.slot == before.slot and info.sites == before.sites
+      assert info.slot == before.slot and info.site_data == before.site_data
       assert info.prunes == 1 and is_integer(info.pruned_at)
 
       for _ <- 1..10, do: :fizz = pl().work(3)
@@ -418,7 +418,9 @@ defmodule LiveCov.PruneTest do
       sites:
         Map.new(infos, fn info ->
           hit =
-            for {s, n} <- Enum.zip(Tuple.to_list(info.sites), counts[info.module]), n > 0, do: s
+            for {s, n} <- Enum.zip(LiveCov.ModuleInfo.site_list(info), counts[info.module]),
+                n > 0,
+                do: s
 
           {info.module, MapSet.new(hit)}
         end),

@@ -148,7 +148,7 @@ defmodule LiveCov.SnapshotPrunedTest do
     } do
       {info, _unpruned, snap} = run_and_prune(fixtures, 3)
       hash = Snapshot.choose(snap)[:prune_loop]
-      n = tuple_size(info.sites)
+      n = LiveCov.ModuleInfo.size(info)
 
       assert {:error, {:bad_input, msg}} = Snapshot.encode(%{snap | pruned: %{hash => [0, n]}})
 

@@ -41,9 +41,9 @@ defmodule LiveCov.SnapshotTest do
       info = LiveCov.Registry.lookup(:snap_fx)
       assert Snapshot.counts(snap, :snap_fx) == Table.read(info.slot) |> elem(1)
       [meta] = for {_, %{module: :snap_fx} = m} <- snap.metas, do: m
-      assert meta.sites == info.sites
+      assert meta.sites == LiveCov.ModuleInfo.sites(info)
       assert meta.md5 == info.md5
-      assert meta.clauses == info.clauses
+      assert meta.clauses == LiveCov.ModuleInfo.clauses(info)
       assert meta.source == to_string(info.source)
 
       assert {:ok, data} = Snapshot.encode(snap)
@@ -346,7 +346,9 @@ defmodule LiveCov.SnapshotTest do
 
       [add_index] =
         for {{:add, 2, 1, _}, i} <-
-              LiveCov.Registry.lookup(:snap_fx).sites |> Tuple.to_list() |> Enum.with_index(),
+              LiveCov.Registry.lookup(:snap_fx)
+              |> LiveCov.ModuleInfo.site_list()
+              |> Enum.with_index(),
             do: i
 
       parent = self()

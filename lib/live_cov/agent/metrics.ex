@@ -49,7 +49,7 @@ defmodule LiveCov.Agent.Metrics do
       %{
         application: owners |> Map.get(info.module, "") |> to_string(),
         module: Atom.to_string(info.module),
-        sites: tuple_size(info.sites),
+        sites: LiveCov.ModuleInfo.size(info),
         hit: Enum.count(c, &(&1 > 0))
       }
     end

@@ -270,7 +270,7 @@ defmodule LiveCov.Agent.Routes do
     for {hash, bin} <- snap.counts,
         meta = snap.metas[hash],
         info = Registry.lookup(meta.module),
-        info != nil and byte_size(bin) == 8 * tuple_size(info.sites) do
+        info != nil and byte_size(bin) == 8 * LiveCov.ModuleInfo.size(info) do
       LiveCov.Table.add(info.slot, bin)
     end
   end

@@ -39,7 +39,7 @@ defmodule LiveCov.Agent.Status do
             module: Atom.to_string(info.module),
             application: owners |> Map.get(info.module) |> app_name(),
             md5: hex(info.md5),
-            sites: tuple_size(info.sites),
+            sites: LiveCov.ModuleInfo.size(info),
             mode: Atom.to_string(info.mode),
             source: info.source && to_string(info.source),
             instrumented_at: info.instrumented_at
