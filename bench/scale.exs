@@ -343,6 +343,12 @@ defmodule LiveCov.Bench.Scale do
       hot_row(r, :all, :cpu, "1", "hot bump, CPU ns/bump, #{s} processes"),
       hot_row(r, :one, :wall, "1", "hot bump, wall ns/bump, 1 process"),
       work_row(r, :cpu, "2", "workload, CPU time (× plain)"),
+      work_profile_row(
+        r,
+        :cpu,
+        "2",
+        "workload, LiveCov `optimize: :coverage` (default) vs `:full`, CPU (× plain)"
+      ),
       work_row(r, :wall, "2", "workload, wall time (× plain)"),
       inst_row(r, :apps, :cpu, "3a", "instrument mix+ex_unit+eex+iex, CPU s"),
       inst_row(r, :apps, :wall, "3a", "instrument mix+ex_unit+eex+iex, wall s"),
@@ -411,6 +417,21 @@ defmodule LiveCov.Bench.Scale do
     %{plain: plain, instr: instr, x: instr / plain, over: instr - plain}
   end
 
+  # The workload under LiveCov's two compile profiles, from the same LiveCov child.
+  defp work_profile_row(r, clock, num, label) do
+    samples = r["live_cov"].work
+    med = fn key -> samples |> Enum.map(&elem(&1[key], clock_i(clock))) |> median() end
+    {plain, instr, full} = {med.(:plain), med.(:instr), med.(:full)}
+
+    cells(
+      label,
+      num,
+      "#{fmt(plain / 1.0e6, 1)} ms (1.00×)",
+      ["—", "—", "#{fmt(instr / plain, 2)}× vs #{fmt(full / plain, 2)}×"],
+      ["overhead ratio #{ratio(instr - plain, full - plain)}", ""]
+    )
+  end
+
   defp work_row(r, clock, num, label) do
     w = for t <- @timed, into: %{}, do: {t, work(r, t, clock)}
     plain = w |> Map.values() |> Enum.map(& &1.plain) |> median()
@@ -457,7 +478,7 @@ defmodule LiveCov.Bench.Scale do
 
   defp compiler_row(r) do
     cells(
-      "compile:forms alone, instrumented forms ÷ plain forms (CPU; apps / corpus sample)",
+      "compile:forms alone, instrumented forms (LiveCov's profile) ÷ plain forms (CPU; apps / corpus sample)",
       "3",
       "1.00× / 1.00×",
       [
@@ -660,7 +681,7 @@ defmodule LiveCov.Bench.Scale do
 
     Instrumented modules (ok / refused): #{for t <- @timed ++ ["live_cov_warm"], do: "#{@names[t]} apps #{r[t].instrument.apps.ok}/#{r[t].instrument.apps.failed}, corpus #{r[t].instrument.corpus.ok}/#{r[t].instrument.corpus.failed}; "}
 
-    Floor (plain BEAM, #{opts.schedulers} tasks; CPU): apps #{secs(floor.apps.time.cpu)}, of which reading the abstract code #{secs(floor.apps.fetch.cpu)}; corpus #{secs(floor.corpus.time.cpu)}, of which #{secs(floor.corpus.fetch.cpu)}. Read + compile:forms of a sample, plain forms vs the same forms instrumented by LiveCov's Munge: apps (#{floor.apps.sample} modules) #{secs(floor.apps.sample_plain.cpu)} vs #{secs(floor.apps.sample_instrumented.cpu)}; corpus (#{floor.corpus.sample} modules) #{secs(floor.corpus.sample_plain.cpu)} vs #{secs(floor.corpus.sample_instrumented.cpu)}.
+    Floor (plain BEAM, #{opts.schedulers} tasks; CPU): apps #{secs(floor.apps.time.cpu)}, of which reading the abstract code #{secs(floor.apps.fetch.cpu)}; corpus #{secs(floor.corpus.time.cpu)}, of which #{secs(floor.corpus.fetch.cpu)}. Read + compile:forms of a sample, plain forms vs the same forms instrumented by LiveCov's Munge and compiled with LiveCov's compile profile #{inspect(LiveCov.Instrument.compile_options())} (vs the plain forms under that profile): apps (#{floor.apps.sample} modules) #{secs(floor.apps.sample_plain.cpu)} vs #{secs(floor.apps.sample_instrumented.cpu)} (#{secs(floor.apps.sample_plain_profile.cpu)}); corpus (#{floor.corpus.sample} modules) #{secs(floor.corpus.sample_plain.cpu)} vs #{secs(floor.corpus.sample_instrumented.cpu)} (#{secs(floor.corpus.sample_plain_profile.cpu)}).
 
     LiveCov instrumentation cache: cold run #{inspect(lc.cache)}; warm run #{inspect(warm.cache)}; entries #{lc.cache_info.entries}, #{mib(lc.cache_info.bytes)} on disk.
 
@@ -758,6 +779,9 @@ defmodule LiveCov.Bench.Scale.Child do
   @hot_instr :scale_hot_instr
   @work_plain :scale_work_plain
   @work_instr :scale_work_instr
+  # LiveCov only: the workload instrumented with `optimize: :full`, to show what the default
+  # compile profile costs at run time.
+  @work_full :scale_work_full
   @work_statements 400
   @work_rounds 20
   @analyse_reps 3
@@ -816,6 +840,7 @@ defmodule LiveCov.Bench.Scale.Child do
         _ = run_hot(:one, @hot_instr, 10_000, opts.schedulers)
         _ = apply(@work_plain, :run, [program, 2])
         _ = apply(@work_instr, :run, [program, 2])
+        if tool == "live_cov", do: _ = apply(@work_full, :run, [program, 2])
         %{state | calls: 10_000}
     end
   end
@@ -823,7 +848,7 @@ defmodule LiveCov.Bench.Scale.Child do
   defp twins(dir) do
     for {file, names} <- [
           {"hot_path_bench.erl", [@hot_plain, @hot_instr]},
-          {"scale_workload.erl", [@work_plain, @work_instr]}
+          {"scale_workload.erl", [@work_plain, @work_instr, @work_full]}
         ],
         name <- names do
       {:ok, forms} = :epp.parse_file(String.to_charlist(Path.join(Scale.support(), file)), [])
@@ -840,13 +865,15 @@ defmodule LiveCov.Bench.Scale.Child do
 
     true = :code.add_patha(String.to_charlist(dir))
 
-    for m <- [@hot_plain, @hot_instr, @work_plain, @work_instr],
+    for m <- [@hot_plain, @hot_instr, @work_plain, @work_instr, @work_full],
         do: {:module, ^m} = :code.load_file(m)
   end
 
   defp instrument_fixtures("live_cov", _quiet) do
     [{:ok, @hot_instr}, {:ok, @work_instr}] =
       LiveCov.Registry.instrument([@hot_instr, @work_instr])
+
+    [{:ok, @work_full}] = LiveCov.Registry.instrument([@work_full], optimize: :full)
   end
 
   defp instrument_fixtures(cover, quiet) do
@@ -895,7 +922,15 @@ defmodule LiveCov.Bench.Scale.Child do
       end
 
     state = if rp == ri, do: state, else: check(state, "workload: **WRONG** result differs")
-    {%{plain: tp, instr: ti}, state}
+
+    # LiveCov's child also times the `optimize: :full` copy, right after the pair.
+    if state.tool == "live_cov" do
+      {tf, rf} = run.(@work_full)
+      state = if rp == rf, do: state, else: check(state, "workload (full): **WRONG** result")
+      {%{plain: tp, instr: ti, full: tf}, state}
+    else
+      {%{plain: tp, instr: ti}, state}
+    end
   end
 
   defp handle("instrument", state) do
@@ -1044,15 +1079,25 @@ defmodule LiveCov.Bench.Scale.Child do
         |> Stream.run()
       end)
 
+    # Instrumented forms, compiled as LiveCov compiles them (its default compile profile).
+    profile = LiveCov.Instrument.compile_options()
+
     {instr, _} =
       timed(fn ->
         par.(sample, fn b ->
           with {:ok, f} <- fetch(b),
                {:ok, munged, _sites, _clauses} <- Munge.transform(f.forms, f.module) do
             patched = Munge.patch(munged, &LiveCov.Instrument.bump_expr(LiveCov.Native, 0, &1))
-            compile_plain(f, patched)
+            compile_plain(f, patched, profile)
           end
         end)
+        |> Stream.run()
+      end)
+
+    # The plain forms under that profile too: what the profile alone saves.
+    {plain_profile, _} =
+      timed(fn ->
+        par.(sample, fn b -> with {:ok, f} <- fetch(b), do: compile_plain(f, f.forms, profile) end)
         |> Stream.run()
       end)
 
@@ -1062,6 +1107,7 @@ defmodule LiveCov.Bench.Scale.Child do
       sample: length(sample),
       sample_plain: tm(plain),
       sample_instrumented: tm(instr),
+      sample_plain_profile: tm(plain_profile),
       ok: ok,
       failed: length(beams) - ok,
       sites: 0
@@ -1089,10 +1135,10 @@ defmodule LiveCov.Bench.Scale.Child do
 
   defp fetch(beam), do: Forms.fetch(String.to_charlist(beam))
 
-  defp compile_plain(f, forms) do
+  defp compile_plain(f, forms, extra \\ []) do
     source = if f.source, do: [{:source, f.source}], else: []
 
-    case :compile.forms(forms, source ++ f.compile_options ++ [:binary, :return_errors]) do
+    case :compile.forms(forms, source ++ f.compile_options ++ extra ++ [:binary, :return_errors]) do
       {:ok, _, bin} -> {:ok, bin}
       {:ok, _, bin, _} -> {:ok, bin}
       other -> {:error, other}

@@ -39,6 +39,9 @@ defmodule LiveCov.MixTool do
     * `:ignore_modules` - module atoms or regexes on the module name, left out of the report.
     * `:skip_files`, `:empty_coverage`, `:root`, `:path_map`, `:compile_root`,
       `:runtime_root` - passed to `LiveCov.Stats.build/2`.
+    * `:optimize`, `:cache`, `:cache_dir` - how modules are instrumented, as for
+      `LiveCov.start/2` (compile profile; instrumentation cache, on by default: the next
+      `mix test --cover` of the same build loads instead of compiling).
     * `:export` (or `mix test --cover --export-coverage NAME`) - instead of reporting, writes
       the raw data to `OUTPUT/NAME.livecov.json`; render it later with
       `mix live_cov.report --input OUTPUT/NAME.livecov.json`.
@@ -95,7 +98,7 @@ defmodule LiveCov.MixTool do
   def start(compile_path, opts) do
     Mix.shell().info("Instrumenting modules with LiveCov ...")
 
-    case LiveCov.start(beams(compile_path)) do
+    case LiveCov.start(beams(compile_path), Keyword.take(opts, [:optimize, :cache, :cache_dir])) do
       {:error, {_kind, message}} ->
         Mix.raise("LiveCov could not instrument #{compile_path}: #{message}")
 
