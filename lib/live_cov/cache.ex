@@ -31,7 +31,7 @@ defmodule LiveCov.Cache do
 
   Fresh slots for modules not in the cache are taken with `LiveCov.Table.register_from/2`
   above the highest id stored in the cache so far (the `slots` file of the cache
-  directory), so a changed module never takes an id that an unchanged module's entry waits
+  directory, written by `checkpoint/1` once per batch), so a changed module never takes an id that an unchanged module's entry waits
   for (which would cascade: that module would in turn take the next one's id). When the
   ids stored reach half the table's id space, fresh ids start again from the bottom.
 
@@ -180,7 +180,7 @@ defmodule LiveCov.Cache do
 
     case Table.claim(data.slot, nsites) do
       {:ok, slot} ->
-        case load(data.module, data.binary, entry.beam_path) do
+        case LiveCov.Instrument.load(data.module, data.binary, entry.beam_path) do
           :ok ->
             count(:hits)
             # Entries in use stay young for clear(older_than_days: n).
@@ -204,21 +204,6 @@ defmodule LiveCov.Cache do
       {:error, _} ->
         count(:errors)
         miss(entry)
-    end
-  end
-
-  # Decoding and JIT-compiling a module happens in this process (in parallel with the other
-  # instrumenting workers); only the final step goes through the code server, where
-  # `:code.load_binary/3` would do all of it, one module at a time. Anything unusual (an
-  # `on_load` function, old code still running) goes through LiveCov.Instrument.load/3,
-  # which explains it.
-  defp load(module, binary, beam_path) do
-    with true <- :code.soft_purge(module),
-         {:ok, prepared} <- :code.prepare_loading([{module, beam_path, binary}]),
-         :ok <- :code.finish_loading(prepared) do
-      :ok
-    else
-      _ -> LiveCov.Instrument.load(module, binary, beam_path)
     end
   end
 
@@ -252,6 +237,11 @@ defmodule LiveCov.Cache do
   Stores the instrumentation of a module that missed. Does nothing when `entry` is `nil`
   or `info` does not come from the beam that was looked up (it changed in between).
   Failures (read-only or full disk) are counted in `stats/0`, never raised. Returns `:ok`.
+
+  The slot mark is raised in memory; `checkpoint/1` writes it to the cache directory (the
+  registry does after every batch). A mark that never reaches the disk (the VM died first)
+  costs hits in the next VM, never correctness: an entry whose id a fresh slot took there
+  misses with `slot_taken` and is rewritten.
   """
   @spec store(t | nil, ModuleInfo.t()) :: :ok
   def store(nil, _info), do: :ok
@@ -280,6 +270,7 @@ defmodule LiveCov.Cache do
            :ok <- write_atomic(entry.file, data) do
         count(:stores)
         raise_high_water(entry.dir, info.slot + 1)
+        :ok
       else
         _ -> count(:errors)
       end
@@ -404,7 +395,7 @@ defmodule LiveCov.Cache do
   ## Slot high-water mark
 
   # The lowest id for fresh slots: one past the highest id stored in this cache directory
-  # (read once per VM; raised as entries are stored), 0 once it reaches @wrap.
+  # (read once per VM; raised in memory as entries are stored), 0 once it reaches @wrap.
   defp low_water(dir) do
     value = :atomics.get(high_water_ref(dir), 1)
     if value >= @wrap, do: 0, else: value
@@ -412,8 +403,10 @@ defmodule LiveCov.Cache do
 
   defp high_water_ref(dir) do
     persistent_ref({__MODULE__, :high_water, dir}, fn ->
-      ref = :atomics.new(1, signed: false)
-      :atomics.put(ref, 1, read_high_water(dir))
+      ref = :atomics.new(2, signed: false)
+      mark = read_high_water(dir)
+      :atomics.put(ref, 1, mark)
+      :atomics.put(ref, 2, mark)
       ref
     end)
   end
@@ -427,24 +420,52 @@ defmodule LiveCov.Cache do
     end
   end
 
-  # Raises the in-memory mark and the file. A write that lost a race with a higher value is
-  # written again; a mark lost to another VM's concurrent write costs hits, never correctness.
+  # Raises the in-memory mark (index 1); checkpoint/1 writes it.
   defp raise_high_water(dir, value) do
     ref = high_water_ref(dir)
     current = :atomics.get(ref, 1)
 
-    if value > current and :atomics.compare_exchange(ref, 1, current, value) == :ok do
-      write_high_water(dir, ref, value)
-    else
-      if value > current, do: raise_high_water(dir, value), else: :ok
+    cond do
+      value <= current -> :ok
+      :atomics.compare_exchange(ref, 1, current, value) == :ok -> :ok
+      true -> raise_high_water(dir, value)
     end
   end
 
-  defp write_high_water(dir, ref, value) do
-    value = max(value, read_high_water(dir))
-    _ = write_atomic(Path.join(dir, @slots_file), Integer.to_string(value))
-    now = :atomics.get(ref, 1)
-    if now > value, do: write_high_water(dir, ref, now), else: :ok
+  @doc """
+  Writes the slot mark of the cache directory for `opts` if entries stored since the last
+  checkpoint raised it (one small file write per batch instead of one per entry). The file
+  only ever grows: a higher mark written by another VM is kept. Returns `:ok`.
+  """
+  @spec checkpoint(keyword) :: :ok
+  def checkpoint(opts \\ []) do
+    with dir when is_binary(dir) <- dir(opts),
+         key = {__MODULE__, :high_water, dir},
+         ref when ref != nil <- :persistent_term.get(key, nil) do
+      write_high_water(dir, ref)
+    end
+
+    :ok
+  end
+
+  # Index 2 holds the mark last written; a checkpoint that lost a race writes again.
+  defp write_high_water(dir, ref) do
+    value = :atomics.get(ref, 1)
+    written = :atomics.get(ref, 2)
+
+    if value > written do
+      file_value = max(value, read_high_water(dir))
+
+      with :ok <- ensure_dir(dir),
+           :ok <- write_atomic(Path.join(dir, @slots_file), Integer.to_string(file_value)) do
+        _ = :atomics.compare_exchange(ref, 2, written, value)
+        if :atomics.get(ref, 1) > value, do: write_high_water(dir, ref), else: :ok
+      else
+        _ -> count(:errors) && :ok
+      end
+    else
+      :ok
+    end
   end
 
   ## Maintenance

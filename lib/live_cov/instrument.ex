@@ -71,9 +71,22 @@ defmodule LiveCov.Instrument do
         "instrumented #{inspect(forms.module)} crashed the compiler: #{Exception.message(e)}"}}
   end
 
-  # Skipping them costs the instrumented code nothing measurable at run time (bench/scale.exs,
-  # workload row) and the compiler a third of its work on instrumented forms.
-  @coverage_profile [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt]
+  # Measured on Elixir's own apps and a generated corpus (bench/scale.exs; the passes'
+  # times with `compile:forms(Forms, [time])`): these passes are where a bump call per line
+  # costs the compiler most, and skipping them costs the instrumented code little at run
+  # time (the workload row of bench/scale.exs compares both profiles). Not skipped:
+  # ssa_opt_live (the workload ran 25% slower without it), the boolean optimisation (12%),
+  # the whole SSA optimiser (1.9x).
+  @coverage_profile [
+    :no_lint,
+    :no_type_opt,
+    :no_module_opt,
+    :no_share_opt,
+    :no_ssa_opt_sink,
+    :no_ssa_opt_dead,
+    :no_ssa_opt_cse,
+    :no_ssa_opt_tail_phis
+  ]
 
   @doc """
   The compiler options `compile/4` adds for `opts[:optimize]`:
@@ -81,8 +94,10 @@ defmodule LiveCov.Instrument do
     * `:coverage` (default): `#{inspect(@coverage_profile)}`. A coverage build, as gcc's
       `--coverage` is usually paired with `-O0`: erl_lint is skipped (the forms come from a
       beam that compiled, plus bump calls) and so are the type-based and module-level
-      optimisations and block sharing, whose cost grows with every bump call. Boolean,
-      binary-match and receive optimisations stay on. The lines counted are the same.
+      optimisations, block sharing, and the SSA sub-passes that sink, fold dead branches,
+      eliminate common subexpressions and move tail phi nodes: their cost grows with every
+      bump call. Liveness, boolean, binary-match and receive optimisations stay on. The
+      lines counted are the same.
     * `:full`: none; the instrumented module is optimised like the original.
 
   An unknown value raises `ArgumentError`.
@@ -209,7 +224,21 @@ defmodule LiveCov.Instrument do
     end
   end
 
+  # Decoding and JIT-compiling the module happens in the calling process (the instrumenting
+  # workers run in parallel); only the final step goes through the code server, where
+  # `:code.load_binary/3` would do all of it, one module at a time. Anything unusual (an
+  # `on_load` function, a sticky module, a bad binary) takes `:code.load_binary/3`, which
+  # explains it.
   defp load_binary(module, filename, binary) do
+    with {:ok, prepared} <- :code.prepare_loading([{module, filename, binary}]),
+         :ok <- :code.finish_loading(prepared) do
+      :ok
+    else
+      _ -> load_binary_slow(module, filename, binary)
+    end
+  end
+
+  defp load_binary_slow(module, filename, binary) do
     case :code.load_binary(module, filename, binary) do
       {:module, ^module} ->
         :ok

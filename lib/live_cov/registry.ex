@@ -113,6 +113,7 @@ defmodule LiveCov.Registry do
   def handle_call({:instrument, targets, opts}, _from, state) do
     results =
       Instrument.instrument_many(targets, fn target -> instrument_one(target, opts) end)
+      |> tap(fn _ -> LiveCov.Cache.checkpoint(opts) end)
       |> Enum.zip(targets)
       |> Enum.map(fn
         {{:ok, %ModuleInfo{} = info}, _target} -> commit(info)

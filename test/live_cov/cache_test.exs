@@ -99,6 +99,7 @@ defmodule LiveCov.CacheTest do
       )
 
     :ok = Cache.store(entry, info)
+    :ok = Cache.checkpoint(cache_dir: cache)
     {info, entry}
   end
 
@@ -340,6 +341,46 @@ defmodule LiveCov.CacheTest do
 
       assert Cache.store(entry, info) == :ok
       assert entries(cache) == []
+    end
+  end
+
+  describe "slot mark" do
+    test "stores raise it in memory; checkpoint/1 writes it once, never lowering the file", %{
+      cache: cache
+    } do
+      {:miss, entry} = Cache.lookup(:lc_cache_fx_a, cache_dir: cache)
+      {planted, _} = plant_entry(:lc_cache_fx_b, cache)
+      mark = Path.join(cache, "slots")
+      assert String.to_integer(File.read!(mark)) == planted.slot + 1
+
+      # A store alone leaves the file as it is ...
+      {:ok, forms} = Forms.fetch(:lc_cache_fx_a)
+      {:ok, munged, sites, clauses} = Munge.transform(forms.forms, :lc_cache_fx_a)
+      slot = planted.slot + 10
+      {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
+
+      info =
+        ModuleInfo.new(
+          module: :lc_cache_fx_a,
+          slot: slot,
+          sites: sites,
+          clauses: clauses,
+          md5: forms.md5,
+          original: forms.binary,
+          instrumented: binary
+        )
+
+      :ok = Cache.store(entry, info)
+      assert String.to_integer(File.read!(mark)) == planted.slot + 1
+      # ... the checkpoint writes it.
+      :ok = Cache.checkpoint(cache_dir: cache)
+      assert String.to_integer(File.read!(mark)) == slot + 1
+
+      # A higher mark written by another VM stays.
+      File.write!(mark, "#{slot + 500}")
+      :ok = Cache.store(entry, %{info | slot: slot + 20})
+      :ok = Cache.checkpoint(cache_dir: cache)
+      assert String.to_integer(File.read!(mark)) == slot + 500
     end
   end
 

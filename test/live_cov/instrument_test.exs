@@ -167,8 +167,13 @@ defmodule LiveCov.InstrumentTest do
     end
 
     test "optimize: picks the compile profile; both bump the same sites" do
-      assert Instrument.compile_options([]) ==
-               [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt]
+      profile = Instrument.compile_options([])
+      assert :no_lint in profile and :no_type_opt in profile and :no_ssa_opt_sink in profile
+      # Every option names a pass this compiler has (an unknown option would be ignored).
+      for opt <- profile -- [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt] do
+        "no_" <> pass = Atom.to_string(opt)
+        assert known_ssa_pass?(String.to_atom(pass)), "#{opt}: no such compiler pass"
+      end
 
       assert Instrument.compile_options(optimize: :coverage) == Instrument.compile_options([])
       assert Instrument.compile_options(optimize: :full) == []
@@ -314,5 +319,15 @@ defmodule LiveCov.InstrumentTest do
       tries == 0 -> flunk("condition not reached")
       true -> Process.sleep(5) && wait_until(fun, tries - 1)
     end
+  end
+
+  # The SSA optimiser's sub-passes, from the compiler's own `time` report.
+  defp known_ssa_pass?(pass) do
+    forms = [{:attribute, 1, :module, :lc_pass_probe}, {:attribute, 1, :export, []}]
+
+    {_result, output} =
+      ExUnit.CaptureIO.with_io(fn -> :compile.forms(forms, [:time, :binary]) end)
+
+    String.contains?(output, " #{pass} ")
   end
 end
