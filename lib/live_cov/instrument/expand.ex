@@ -23,6 +23,8 @@ defmodule LiveCov.Instrument.Expand do
   Pure: no side effects.
   """
 
+  alias LiveCov.Instrument.Walk
+
   @doc "Expands every `andalso`/`orelse` in the body expressions of one form."
   @spec form(tuple()) :: tuple()
   def form(form) do
@@ -38,27 +40,17 @@ defmodule LiveCov.Instrument.Expand do
   end
 
   # Whether expand/3 would change anything: an operator outside guards. Mirrors its walk.
-  defp rewrites?({:clause, _anno, _patterns, _guards, body}), do: rewrites?(body)
+  defp rewrites?(term), do: Walk.any?(term, &rewrite_node/1)
 
-  defp rewrites?({kind, _anno, template, qualifiers}) when kind in [:lc, :bc] do
+  defp rewrite_node({:clause, _anno, _patterns, _guards, body}), do: rewrites?(body)
+
+  defp rewrite_node({kind, _anno, template, qualifiers}) when kind in [:lc, :bc] do
     rewrites?(template) or
       Enum.any?(qualifiers, &(not :erl_lint.is_guard_test(&1) and rewrites?(&1)))
   end
 
-  defp rewrites?({:op, _anno, op, _left, _right}) when op in [:andalso, :orelse], do: true
-
-  defp rewrites?({leaf, _anno, _value})
-       when leaf in [:var, :atom, :integer, :char, :float, :string],
-       do: false
-
-  defp rewrites?(tuple) when is_tuple(tuple), do: rewrites_elements?(tuple, tuple_size(tuple))
-  defp rewrites?([head | tail]), do: rewrites?(head) or rewrites?(tail)
-  defp rewrites?(_other), do: false
-
-  defp rewrites_elements?(_tuple, 0), do: false
-
-  defp rewrites_elements?(tuple, i),
-    do: rewrites?(elem(tuple, i - 1)) or rewrites_elements?(tuple, i - 1)
+  defp rewrite_node({:op, _anno, op, _left, _right}) when op in [:andalso, :orelse], do: true
+  defp rewrite_node(_node), do: :descend
 
   # Function, fun, case, ... clauses: the guards must keep their operators.
   defp expand({:clause, anno, patterns, guards, body}, used, n) do

@@ -105,7 +105,7 @@ defmodule LiveCov.Instrument.Forms do
          {:ok, code} <- abstract_code(binary, module, label),
          forms = :epp.interpret_file_attribute(code),
          {:ok, main_file} <- main_file(forms, module, label),
-         :ok <- check_not_nif(forms, module) do
+         :ok <- check_not_nif(forms, binary, module) do
       info = compile_info(binary)
 
       {:ok,
@@ -291,12 +291,12 @@ defmodule LiveCov.Instrument.Forms do
     end
   end
 
-  defp check_not_nif(forms, module) do
+  defp check_not_nif(forms, binary, module) do
     cond do
       Enum.any?(forms, &match?({:attribute, _, :nifs, _}, &1)) ->
         nif_error(module, "declares -nifs")
 
-      calls_load_nif?(forms) ->
+      calls_load_nif?(binary) ->
         nif_error(module, "calls erlang:load_nif/2")
 
       true ->
@@ -311,16 +311,13 @@ defmodule LiveCov.Instrument.Forms do
         "leave it out of the instrumented modules"}}
   end
 
-  defp calls_load_nif?({:call, _, {:remote, _, {:atom, _, :erlang}, {:atom, _, :load_nif}}, _}),
-    do: true
-
-  defp calls_load_nif?({:attribute, _, _, _}), do: false
-  defp calls_load_nif?([head | tail]), do: calls_load_nif?(head) or calls_load_nif?(tail)
-
-  defp calls_load_nif?(tuple) when is_tuple(tuple),
-    do: calls_load_nif?(Tuple.to_list(tuple))
-
-  defp calls_load_nif?(_), do: false
+  # The module's import table lists every remote function its code calls.
+  defp calls_load_nif?(binary) do
+    case :beam_lib.chunks(binary, [:imports]) do
+      {:ok, {_module, [imports: imports]}} -> {:erlang, :load_nif, 2} in imports
+      _ -> false
+    end
+  end
 
   defp compile_info(binary) do
     case :beam_lib.chunks(binary, [:compile_info]) do

@@ -1,0 +1,31 @@
+defmodule LiveCov.Instrument.Walk do
+  @moduledoc """
+  A read-only search through abstract code that allocates nothing: `any?/2` visits the
+  nodes of a term (tuples element by element, lists), asking `visit` about each.
+
+  `visit.(node)` returns `true` (found: stop), `false` (nothing below this node: skip it)
+  or `:descend` (look at its elements). Literal leaves (`var`, `atom`, `integer`, `char`,
+  `float`, `string`) are skipped without asking.
+  """
+
+  @leaves [:var, :atom, :integer, :char, :float, :string]
+
+  @doc "Whether `visit` finds a node in `term` (see the module documentation)."
+  @spec any?(term, (term -> boolean | :descend)) :: boolean
+  def any?({leaf, _anno, _value}, _visit) when leaf in @leaves, do: false
+
+  def any?(tuple, visit) when is_tuple(tuple) do
+    case visit.(tuple) do
+      :descend -> elements?(tuple, tuple_size(tuple), visit)
+      found -> found
+    end
+  end
+
+  def any?([head | tail], visit), do: any?(head, visit) or any?(tail, visit)
+  def any?(_other, _visit), do: false
+
+  defp elements?(_tuple, 0, _visit), do: false
+
+  defp elements?(tuple, i, visit),
+    do: any?(elem(tuple, i - 1), visit) or elements?(tuple, i - 1, visit)
+end

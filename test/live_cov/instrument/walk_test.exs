@@ -1,0 +1,54 @@
+defmodule LiveCov.Instrument.WalkTest do
+  use ExUnit.Case, async: true
+
+  alias LiveCov.Instrument.Walk
+
+  defp forms(source) do
+    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(source))
+    {:ok, form} = :erl_parse.parse_form(tokens)
+    form
+  end
+
+  defp call_to?(name) do
+    fn
+      {:call, _, {:atom, _, ^name}, _} -> true
+      _ -> :descend
+    end
+  end
+
+  test "finds a node anywhere: nested tuples, lists, maps, funs" do
+    form = forms(~S"f(X) -> [#{a => fun() -> {ok, [g(X)]} end}].")
+    assert Walk.any?(form, call_to?(:g))
+    refute Walk.any?(form, call_to?(:h))
+    assert Walk.any?([:x, {:y, [form]}], call_to?(:g))
+  end
+
+  test "false from the visitor skips the subtree; literal leaves are never visited" do
+    form = forms("f(X) -> g(X).")
+
+    skip_clauses = fn
+      {:clause, _, _, _, _} -> false
+      {:call, _, _, _} -> true
+      _ -> :descend
+    end
+
+    refute Walk.any?(form, skip_clauses)
+
+    visited = :ets.new(:visited, [:bag, :public])
+
+    Walk.any?(form, fn node ->
+      :ets.insert(visited, {elem(node, 0)})
+      :descend
+    end)
+
+    kinds = visited |> :ets.tab2list() |> Enum.map(&elem(&1, 0)) |> Enum.uniq()
+    assert :call in kinds and :function in kinds
+    refute :var in kinds or :atom in kinds
+  end
+
+  test "anything else is no match" do
+    refute Walk.any?(42, fn _ -> true end)
+    refute Walk.any?("binary", fn _ -> true end)
+    refute Walk.any?([], fn _ -> true end)
+  end
+end
