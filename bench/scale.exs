@@ -32,7 +32,9 @@
 # 3. instrumentation of (a) Elixir's own mix, ex_unit, eex and iex beams and (b) a generated
 #    corpus (bench/support/scale_corpus.ex) of N Elixir modules of ~100 executable lines.
 #    The floor, in the plain child: read the abstract code and compile:forms it without
-#    instrumentation, in parallel (one task per scheduler).
+#    instrumentation, in parallel (one task per scheduler). In parts (each app, then the
+#    corpus 100 beams at a time), the tools taking turns part by part; each tool's time is
+#    the sum of its parts.
 # 4. analysis of every instrumented module at line level (`analyse(:coverage, :line)`,
 #    whose results are checked equal across the tools), a whole-table read, a report.
 # 5. export / import / merge of the coverage data.
@@ -203,7 +205,28 @@ defmodule LiveCov.Bench.Scale do
       end
     end
 
-    instrument = phase.("instrument")
+    # Instrumentation part by part, the tools taking turns (in a rotating order), then each
+    # child sums its parts.
+    log("instrument, in parts, tools in turn ...")
+
+    opts.modules
+    |> LiveCov.Bench.Scale.Child.instrument_parts()
+    |> Enum.with_index()
+    |> Enum.each(fn {part, k} ->
+      {front, back} = Enum.split(children, rem(k, length(children)))
+      for {_tool, child} <- back ++ front, do: ask(child, "instrument_part:" <> part)
+      IO.write(:stderr, ".")
+    end)
+
+    IO.write(:stderr, "\n")
+
+    instrument =
+      for {tool, child} <- children, into: %{} do
+        r = ask(child, "instrument_done")
+        log("  #{tool}: #{summary("instrument", r)}")
+        {tool, r}
+      end
+
     _ = phase.("exercise")
     analyse = phase.("analyse")
     export = phase.("export")
@@ -314,7 +337,7 @@ defmodule LiveCov.Bench.Scale do
     Corpus: #{opts.modules} generated Elixir modules (#{how}#{if how == :built, do: " in #{fmt(corpus_ms / 1000, 1)} s", else: ""}), \
     #{fmt_int(sites)} bump sites (#{fmt(sites / max(mods, 1), 1)} per module). Elixir apps: mix, ex_unit, eex, iex \
     (#{app_mods} modules instrumented by LiveCov). Each tool in its own BEAM with `+S #{s}`; \
-    the tools take turns phase by phase. **CPU** = CPU time of the tool's BEAM (all threads), \
+    the tools take turns phase by phase (instrumentation: part by part, each app then 100 corpus beams at a time). **CPU** = CPU time of the tool's BEAM (all threads), \
     **wall** = wall clock; on this shared machine CPU is the figure to trust (see the notes).
 
     """)
@@ -933,15 +956,35 @@ defmodule LiveCov.Bench.Scale.Child do
     end
   end
 
+  # Instrumentation goes in parts (each of the four apps, then the corpus in chunks of
+  # @part_size beams) so that the orchestrator can have the tools take turns part by part: a
+  # burst of load elsewhere on a shared machine then hits every tool alike.
   defp handle("instrument", state) do
-    apps = for app <- @apps, do: Path.join(:code.lib_dir(app), "ebin")
-    corpus = state.opts.corpus
-    code0 = :erlang.memory(:code)
-    mem0 = memory(state.tool)
-    {apps_r, state} = instrument(state, apps)
-    {corpus_r, state} = instrument(state, [corpus])
+    parts = for p <- instrument_parts(state.opts.modules), do: "instrument_part:" <> p
+    state = Enum.reduce(parts, state, fn p, st -> elem(handle(p, st), 1) end)
+    handle("instrument_done", state)
+  end
+
+  defp handle("instrument_part:" <> spec, state) do
+    state =
+      Map.put_new_lazy(state, :inst, fn ->
+        %{apps: nil, corpus: nil, mem0: memory(state.tool), code0: :erlang.memory(:code)}
+      end)
+
+    {kind, targets} = part_targets(spec, state.opts)
+    {r, state} = instrument(state, targets)
+    {%{ok: r.ok}, put_in(state, [:inst, kind], add_part(state.inst[kind], r))}
+  end
+
+  defp handle("instrument_done", state) do
+    %{apps: apps_r, corpus: corpus_r, mem0: mem0, code0: code0} = state.inst
     mem = memory(state.tool)
     code = :erlang.memory(:code) - code0
+
+    {apps_r, corpus_r} =
+      if state.tool == "plain",
+        do: {floor_details(apps_r, app_dirs()), floor_details(corpus_r, [state.opts.corpus])},
+        else: {apps_r, corpus_r}
 
     memory =
       mem
@@ -1052,30 +1095,94 @@ defmodule LiveCov.Bench.Scale.Child do
 
   ## Instrumentation
 
-  defp instrument(%{tool: "plain"} = state, dirs) do
-    beams = Enum.flat_map(dirs, &Path.wildcard(Path.join(&1, "*.beam")))
-    s = System.schedulers_online()
-    par = &Task.async_stream(&1, &2, max_concurrency: s, timeout: :infinity, ordered: true)
+  @part_size 100
 
-    # The floor: read the abstract code and compile:forms it as is, in parallel.
+  @doc false
+  def instrument_parts(modules) do
+    n = max(div(modules + @part_size - 1, @part_size), 1)
+    for(app <- @apps, do: "apps:#{app}") ++ for(i <- 1..n, do: "corpus:#{i}:#{n}")
+  end
+
+  defp app_dirs, do: for(app <- @apps, do: Path.join(:code.lib_dir(app), "ebin"))
+
+  defp part_targets("apps:" <> app, _opts),
+    do: {:apps, [Path.join(:code.lib_dir(String.to_existing_atom(app)), "ebin")]}
+
+  defp part_targets("corpus:" <> spec, opts) do
+    [i, n] = spec |> String.split(":") |> Enum.map(&String.to_integer/1)
+    beams = opts.corpus |> Path.join("*.beam") |> Path.wildcard() |> Enum.sort()
+    size = div(length(beams) + n - 1, n)
+    {:corpus, Enum.slice(beams, (i - 1) * size, size)}
+  end
+
+  # The parts of one kind add up: times, counts, sites.
+  defp add_part(nil, r), do: r
+
+  defp add_part(acc, r) do
+    %{
+      acc
+      | time: %{wall: acc.time.wall + r.time.wall, cpu: acc.time.cpu + r.time.cpu},
+        ok: acc.ok + r.ok,
+        failed: acc.failed + r.failed,
+        sites: acc.sites + r.sites
+    }
+  end
+
+  defp beams_of(targets) do
+    Enum.flat_map(targets, fn t ->
+      if File.dir?(t), do: Path.wildcard(Path.join(t, "*.beam")), else: [t]
+    end)
+  end
+
+  # The floor: read the abstract code and compile:forms it as is, in parallel.
+  defp instrument(%{tool: "plain"} = state, targets) do
+    beams = beams_of(targets)
+
     {time, ok} =
       timed(fn ->
-        par.(beams, fn beam ->
-          with {:ok, f} <- fetch(beam), do: compile_plain(f, f.forms)
-        end)
+        par(beams, fn beam -> with {:ok, f} <- fetch(beam), do: compile_plain(f, f.forms) end)
         |> Enum.count(&match?({:ok, {:ok, _}}, &1))
       end)
 
-    # Its first part alone.
-    {fetch, _} = timed(fn -> par.(beams, &fetch/1) |> Stream.run() end)
+    {%{time: tm(time), ok: ok, failed: length(beams) - ok, sites: 0}, state}
+  end
 
-    # On a sample: compile:forms of the plain forms vs of the same forms instrumented by
-    # LiveCov's Munge (what the compiler alone costs more for instrumented code).
+  defp instrument(%{tool: "live_cov" <> _} = state, targets) do
+    {time, summary} = timed(fn -> LiveCov.start(targets) end)
+    mods = summary.instrumented
+    sites = mods |> Enum.map(&LiveCov.ModuleInfo.size(LiveCov.Registry.lookup(&1))) |> Enum.sum()
+    r = %{time: tm(time), ok: length(mods), failed: length(summary.skipped), sites: sites}
+    {r, Map.update(state, :modules, mods, &(&1 ++ mods))}
+  end
+
+  defp instrument(%{tool: "cover" <> _} = state, targets) do
+    beams = targets |> beams_of() |> Enum.map(&String.to_charlist/1)
+    {time, results} = timed(fn -> :cover.compile_beam(beams) end)
+
+    mods = for {:ok, m} <- results, do: m
+    r = %{time: tm(time), ok: length(mods), failed: length(results) - length(mods), sites: 0}
+    {r, Map.update(state, :modules, mods, &(&1 ++ mods))}
+  end
+
+  defp par(items, fun) do
+    Task.async_stream(items, fun,
+      max_concurrency: System.schedulers_online(),
+      timeout: :infinity,
+      ordered: true
+    )
+  end
+
+  # The plain child's details, once all parts are done: the floor's first part alone, and
+  # on a sample, compile:forms of the plain forms vs of the same forms instrumented by
+  # LiveCov's Munge (what the compiler alone costs more for instrumented code).
+  defp floor_details(r, dirs) do
+    beams = beams_of(dirs)
+    {fetch, _} = timed(fn -> par(beams, &fetch/1) |> Stream.run() end)
     sample = Enum.take(beams, @compile_sample)
 
     {plain, _} =
       timed(fn ->
-        par.(sample, fn b -> with {:ok, f} <- fetch(b), do: compile_plain(f, f.forms) end)
+        par(sample, fn b -> with {:ok, f} <- fetch(b), do: compile_plain(f, f.forms) end)
         |> Stream.run()
       end)
 
@@ -1084,7 +1191,7 @@ defmodule LiveCov.Bench.Scale.Child do
 
     {instr, _} =
       timed(fn ->
-        par.(sample, fn b ->
+        par(sample, fn b ->
           with {:ok, f} <- fetch(b),
                {:ok, munged, _sites, _clauses} <- Munge.transform(f.forms, f.module) do
             patched = Munge.patch(munged, &LiveCov.Instrument.bump_expr(LiveCov.Native, 0, &1))
@@ -1097,40 +1204,17 @@ defmodule LiveCov.Bench.Scale.Child do
     # The plain forms under that profile too: what the profile alone saves.
     {plain_profile, _} =
       timed(fn ->
-        par.(sample, fn b -> with {:ok, f} <- fetch(b), do: compile_plain(f, f.forms, profile) end)
+        par(sample, fn b -> with {:ok, f} <- fetch(b), do: compile_plain(f, f.forms, profile) end)
         |> Stream.run()
       end)
 
-    r = %{
-      time: tm(time),
+    Map.merge(r, %{
       fetch: tm(fetch),
       sample: length(sample),
       sample_plain: tm(plain),
       sample_instrumented: tm(instr),
-      sample_plain_profile: tm(plain_profile),
-      ok: ok,
-      failed: length(beams) - ok,
-      sites: 0
-    }
-
-    {r, state}
-  end
-
-  defp instrument(%{tool: "live_cov" <> _} = state, dirs) do
-    {time, summary} = timed(fn -> LiveCov.start(dirs) end)
-    mods = summary.instrumented
-    sites = mods |> Enum.map(&LiveCov.ModuleInfo.size(LiveCov.Registry.lookup(&1))) |> Enum.sum()
-    r = %{time: tm(time), ok: length(mods), failed: length(summary.skipped), sites: sites}
-    {r, Map.update(state, :modules, mods, &(&1 ++ mods))}
-  end
-
-  defp instrument(%{tool: "cover" <> _} = state, dirs) do
-    {time, results} =
-      timed(fn -> Enum.flat_map(dirs, &:cover.compile_beam_directory(String.to_charlist(&1))) end)
-
-    mods = for {:ok, m} <- results, do: m
-    r = %{time: tm(time), ok: length(mods), failed: length(results) - length(mods), sites: 0}
-    {r, Map.update(state, :modules, mods, &(&1 ++ mods))}
+      sample_plain_profile: tm(plain_profile)
+    })
   end
 
   defp fetch(beam), do: Forms.fetch(String.to_charlist(beam))
