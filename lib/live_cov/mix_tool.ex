@@ -43,8 +43,10 @@ defmodule LiveCov.MixTool do
       `LiveCov.start/2` (compile profile; instrumentation cache, on by default: the next
       `mix test --cover` of the same build loads instead of compiling).
     * `:export` (or `mix test --cover --export-coverage NAME`) - instead of reporting, writes
-      the raw data to `OUTPUT/NAME.livecov.json`; render it later with
-      `mix live_cov.report --input OUTPUT/NAME.livecov.json`.
+      the raw data to `OUTPUT/NAME.livecov.json` (line data and the sources: renders
+      anywhere) and `OUTPUT/NAME.livecov` (a LiveCov snapshot: exact builds, mergeable);
+      render later with `mix live_cov.report --input OUTPUT/NAME.livecov.json`, or merge
+      partitions with `mix live_cov.report -i OUTPUT/a.livecov -i OUTPUT/b.livecov`.
 
   ## Export format
 
@@ -58,7 +60,8 @@ defmodule LiveCov.MixTool do
                     "lines": {"3": 5, "4": 0}, "functions": [["add/2", 3, 5]]}],
        "sources": {"/path/lib/my_app/calc.ex": "defmodule MyApp.Calc do\\n..."}}
 
-  LiveCov's snapshot format will replace it; `read_export/1` will keep reading this one.
+  The `.livecov` snapshot written beside it carries the counters per build (module, beam MD5,
+  sites) without the sources; snapshots of several runs merge (`LiveCov.Snapshot.merge/1`).
   """
 
   alias LiveCov.Stats
@@ -68,6 +71,7 @@ defmodule LiveCov.MixTool do
   @export_format "live_cov_export"
   @export_version 1
   @export_ext ".livecov.json"
+  @snapshot_ext ".livecov"
   @stats_keys [
     :ignore_modules,
     :skip_files,
@@ -235,10 +239,13 @@ defmodule LiveCov.MixTool do
   defp format_name(f), do: to_string(f)
 
   defp export_after_suite(name, opts) do
-    path = Path.join(Keyword.get(opts, :output, "cover"), "#{name}#{@export_ext}")
-    {:ok, path} = ok!(write_export(path))
-    Mix.shell().info("Exported LiveCov data to #{Path.relative_to_cwd(path)}")
-    Mix.shell().info("Render it with: mix live_cov.report --input #{Path.relative_to_cwd(path)}")
+    base = Path.join(Keyword.get(opts, :output, "cover"), name)
+    {:ok, path} = ok!(write_export(base <> @export_ext))
+    {:ok, %{path: snap}} = ok!(LiveCov.export(base <> @snapshot_ext, counts: :all))
+    [path, snap] = Enum.map([path, snap], &Path.relative_to_cwd/1)
+    Mix.shell().info("Exported LiveCov data to #{path} (with the sources) and #{snap}")
+    Mix.shell().info("Render it with: mix live_cov.report --input #{path}")
+    Mix.shell().info("Merge partitions with: mix live_cov.report -i #{snap} -i OTHER.livecov")
   end
 
   defp build!(%Stats{} = stats), do: stats
@@ -266,7 +273,8 @@ defmodule LiveCov.MixTool do
     %{
       format: @export_format,
       version: @export_version,
-      note: "module data and sources of LiveCov (to be replaced by the snapshot format)",
+      note:
+        "module data and sources of LiveCov (the .livecov snapshot beside it has the counters per build)",
       generated_at: DateTime.utc_now() |> DateTime.truncate(:second) |> DateTime.to_iso8601(),
       node: Atom.to_string(node()),
       root: File.cwd!(),

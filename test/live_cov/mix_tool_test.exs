@@ -165,6 +165,56 @@ defmodule LiveCov.MixToolTest do
         assert da_lines(Path.join(out, "lcov.info")) == da_lines(Path.join(live, "lcov.info"))
       end
     end
+
+    test "several inputs merge: the same builds sum; a JSON export cannot be merged" do
+      LiveCov.Test.FixtureBuild.snapshot_work!()
+      dir = tmp_dir("report_merge")
+      [a, b] = for n <- ~w(a b), do: Path.join(dir, "#{n}.livecov")
+      {:ok, _} = LiveCov.export(a)
+      {:ok, _} = LiveCov.export(b)
+      live = dir |> Path.join("live") |> tap(&File.mkdir_p!/1)
+      {:ok, _} = LiveCov.write([:lcov], live)
+      Mix.shell(Mix.Shell.Process)
+      on_exit(fn -> Mix.shell(Mix.Shell.IO) end)
+
+      doubled =
+        live
+        |> Path.join("lcov.info")
+        |> da_lines()
+        |> Enum.map(fn
+          "DA:" <> rest ->
+            [line, count] = String.split(rest, ",")
+            "DA:#{line},#{2 * String.to_integer(count)}"
+
+          other ->
+            other
+        end)
+
+      assert Enum.any?(doubled, &(&1 =~ ~r/^DA:\d+,[1-9]/))
+
+      # Two snapshots (repeated --input), then two .coverdata files (comma-separated).
+      [c, d] = for n <- ~w(c d), do: Path.join(dir, "#{n}.coverdata")
+      :ok = LiveCov.Cover.export(c)
+      :ok = LiveCov.Cover.export(d)
+
+      for {inputs, name} <- [{~w(-i #{a} --input #{b}), "snapshots"}, {~w(-i #{c},#{d}), "cd"}] do
+        out = Path.join(dir, name)
+
+        :ok =
+          Mix.Tasks.LiveCov.Report.run(inputs ++ ~w(--format lcov --output #{out} --no-summary))
+
+        assert da_lines(Path.join(out, "lcov.info")) == doubled
+      end
+
+      out = Path.join(dir, "merged")
+
+      json = Path.join(dir, "x.livecov.json")
+      {:ok, _} = MixTool.write_export(json)
+
+      assert_raise Mix.Error, ~r/cannot_merge.*x\.livecov\.json.*--export-coverage/, fn ->
+        Mix.Tasks.LiveCov.Report.run(~w(-i #{a} -i #{json} --format lcov --output #{out}))
+      end
+    end
   end
 
   defp da_lines(path),
@@ -382,7 +432,8 @@ defmodule LiveCov.MixTool.EndToEndTest do
     {out, status} = mix(dir, ~w(test --cover --export-coverage part1))
     assert status == 0, out
     assert File.regular?(Path.join(dir, "cover/part1.livecov.json"))
-    assert out =~ "Exported LiveCov data to cover/part1.livecov.json"
+    assert File.regular?(Path.join(dir, "cover/part1.livecov"))
+    assert out =~ "Exported LiveCov data to cover/part1.livecov.json (with the sources)"
     refute out =~ "[TOTAL]"
     refute File.exists?(Path.join(dir, "cover/lcov.info"))
 
@@ -413,6 +464,20 @@ defmodule LiveCov.MixTool.EndToEndTest do
     after
       File.rename!(Path.join(dir, "lib_moved"), Path.join(dir, "lib"))
     end
+
+    # A second partition; the two snapshots merge: every count doubles.
+    {out, status} = mix(dir, ~w(test --cover --export-coverage part2))
+    assert status == 0, out
+
+    {out, status} =
+      mix(
+        dir,
+        ~w(live_cov.report -i cover/part1.livecov -i cover/part2.livecov --format lcov -o merged)
+      )
+
+    assert status == 0, out
+    lcov = File.read!(Path.join(dir, "merged/lcov.info"))
+    assert lcov =~ "DA:5,2\nDA:9,0\nDA:12,0\nDA:16,2\nLF:4\nLH:2\n"
   end
 
   test "mix live_cov.report in a fresh VM without --input explains what to do",

@@ -10,11 +10,16 @@ defmodule Mix.Tasks.LiveCov.Report do
       mix live_cov.report --input cover/default.livecov.json --format lcov --output cover
       mix live_cov.report --input a.livecov.json --format html,cobertura --threshold 80
       mix live_cov.report --input a.livecov.json --compile-root /build/app --runtime-root .
+      mix live_cov.report -i cover/part1.livecov -i cover/part2.livecov --format lcov
 
   Options:
 
-    * `--input PATH` - a LiveCov snapshot (`LiveCov.export/2`, an agent's `/snapshot`), an OTP
-      cover `.coverdata` file, or a JSON export. Without it, the current node's counters.
+    * `--input PATH` - a LiveCov snapshot (`LiveCov.export/2`, an agent's `/snapshot`, the
+      `.livecov` file of `--export-coverage`), an OTP cover `.coverdata` file, or a JSON
+      export. Repeatable (or comma-separated) for snapshots and `.coverdata` files: their
+      counts are merged (`LiveCov.Snapshot.merge/1`: the same build sums, different builds
+      stay apart), e.g. the partitions of `mix test --partitions`. Without it, the current
+      node's counters.
     * `--format NAME` - repeatable or comma-separated: `html` (default), `lcov`, `cobertura`,
       `coveralls`, `json`, `annotated`, `terminal`.
     * `--output DIR` - where the files go; default `:output` of the project's
@@ -35,7 +40,7 @@ defmodule Mix.Tasks.LiveCov.Report do
   alias LiveCov.MixTool
 
   @switches [
-    input: :string,
+    input: :keep,
     format: :keep,
     output: :string,
     compile_root: :string,
@@ -97,8 +102,8 @@ defmodule Mix.Tasks.LiveCov.Report do
       |> Keyword.take([:ignore_modules, :skip_files])
       |> Keyword.merge(Keyword.take(opts, [:compile_root, :runtime_root, :root]))
 
-    case opts[:input] do
-      nil ->
+    case inputs(opts) do
+      [] ->
         if LiveCov.modules() == [] do
           {:error,
            {:nothing_instrumented,
@@ -108,8 +113,49 @@ defmodule Mix.Tasks.LiveCov.Report do
           LiveCov.report(stats_opts)
         end
 
-      input ->
+      [input] ->
         report_from_file(input, stats_opts)
+
+      inputs ->
+        report_from_files(inputs, stats_opts)
+    end
+  end
+
+  defp inputs(opts) do
+    opts
+    |> Keyword.get_values(:input)
+    |> Enum.flat_map(&String.split(&1, ",", trim: true))
+    |> Enum.uniq()
+  end
+
+  # Several inputs: each read as a snapshot, then merged.
+  defp report_from_files(inputs, stats_opts) do
+    inputs
+    |> Enum.reduce_while({:ok, []}, fn input, {:ok, acc} ->
+      case read_snapshot(input) do
+        {:ok, snap} -> {:cont, {:ok, [snap | acc]}}
+        error -> {:halt, error}
+      end
+    end)
+    |> case do
+      {:ok, snaps} -> snapshot_report(LiveCov.Snapshot.merge(Enum.reverse(snaps)), stats_opts)
+      error -> error
+    end
+  end
+
+  defp read_snapshot(input) do
+    case input_kind(input) do
+      :snapshot ->
+        LiveCov.Snapshot.read(input)
+
+      :coverdata ->
+        with {:ok, snap} <- LiveCov.Coverdata.read(input), do: {:ok, with_sources(snap)}
+
+      :json ->
+        {:error,
+         {:cannot_merge,
+          "#{input} is not a LiveCov snapshot or a .coverdata file, and only those can be " <>
+            "merged; give the .livecov file that --export-coverage writes next to the JSON"}}
     end
   end
 
