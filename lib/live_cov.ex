@@ -310,9 +310,18 @@ defmodule LiveCov do
   (`counts:` is always `:local`: only this node's table is reset). Summing the dumps gives
   the counts since the start. In `mode: :coverage` the frozen counters of removed sites are
   dumped and zeroed too (they ran before this dump and are in it).
+
+  With `key: token` (a fresh random token per dump), a retry with the same token returns
+  the same snapshot instead of dumping again, so a dump whose answer was lost in transit is
+  not lost (`LiveCov.Dumps`: the last 8 keyed dumps, 15 minutes each).
   """
   @spec dump_and_reset(keyword) :: LiveCov.Snapshot.t()
-  def dump_and_reset(opts \\ []), do: LiveCov.Snapshot.build(Keyword.put(opts, :take, true))
+  def dump_and_reset(opts \\ []) do
+    case Keyword.pop(opts, :key) do
+      {nil, opts} -> LiveCov.Snapshot.build(Keyword.put(opts, :take, true))
+      {key, opts} -> key |> LiveCov.Dumps.take(opts) |> elem(1)
+    end
+  end
 
   @doc "What ran between two snapshots (`LiveCov.Snapshot.delta/2`)."
   @spec delta(LiveCov.Snapshot.t(), LiveCov.Snapshot.t()) :: LiveCov.Snapshot.t()

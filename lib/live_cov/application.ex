@@ -4,7 +4,7 @@ defmodule LiveCov.Application do
 
   @impl true
   def start(_type, _args) do
-    children = [LiveCov.Registry, LiveCov.Imported, LiveCov.Prune, LiveCov.Nodes]
+    children = [LiveCov.Registry, LiveCov.Imported, LiveCov.Prune, LiveCov.Nodes, LiveCov.Dumps]
 
     # The agent's supervisor (empty until the agent runs) comes last.
     children = children ++ [LiveCov.Agent.Supervisor]

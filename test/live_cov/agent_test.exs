@@ -423,6 +423,29 @@ defmodule LiveCov.AgentTest do
       assert %{"error" => %{"kind" => "invalid_parameter"}} = LiveCov.JSON.decode!(body)
     end
 
+    test "GET /snapshot?reset=true&key=K: a retry with the same key gets the same dump",
+         %{url: url} do
+      slot = LiveCov.Registry.lookup(:agent_app_calc).slot
+      {:ok, before} = LiveCov.Table.read(slot)
+      assert Enum.sum(before) > 0
+      key = "agent-test-#{System.unique_integer([:positive])}"
+
+      # The first answer is "lost": the client retries with the same key.
+      assert {200, h1, d1} = http(url, :get, "/snapshot?reset=true&key=#{key}")
+      assert {200, h2, d2} = http(url, :get, "/snapshot?reset=true&key=#{key}")
+      assert h1["x-live-cov-replayed"] == "false" and h2["x-live-cov-replayed"] == "true"
+      assert d1 == d2
+      {:ok, snap} = LiveCov.Snapshot.decode(d2)
+      assert LiveCov.Snapshot.counts(snap, :agent_app_calc, loaded: MapSet.new()) == before
+      {:ok, after_reset} = LiveCov.Table.read(slot)
+      assert Enum.all?(after_reset, &(&1 == 0))
+
+      for bad <- ["/snapshot?key=#{key}", "/snapshot?reset=true&key=a%20b"] do
+        assert {400, _, body} = http(url, :get, bad)
+        assert %{"error" => %{"kind" => "invalid_parameter"}} = LiveCov.JSON.decode!(body)
+      end
+    end
+
     test "POST /reset zeroes the counters", %{url: url} do
       slot = LiveCov.Registry.lookup(:agent_app_calc).slot
       assert {200, _, body} = http(url, :post, "/reset")

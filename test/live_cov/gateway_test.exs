@@ -475,6 +475,33 @@ defmodule LiveCov.GatewayTest do
       assert kind in [:node_error, :unreachable]
     end
 
+    test "a reset pull whose answer was lost: the retry with its key gets that dump" do
+      url = start_agent()
+      agent = Source.new(%{name: "x", kind: :agent, service: "s", url: url, token: @agent_token})
+      LiveCov.reset()
+      fx(:sign, 1)
+      fx(:sign, 0)
+      key = "gw-test-#{System.unique_integer([:positive])}"
+
+      # The agent dumped for the first attempt, whose answer never arrived ...
+      lost = LiveCov.dump_and_reset(key: key)
+      assert Enum.sum(hits(lost)) > 0
+      # ... the retry gets the same counts, and nothing is dumped twice.
+      assert {:ok, snap, _} = LiveCov.Gateway.Puller.fetch(agent, 2_000, reset: true, key: key)
+      assert hits(snap) == hits(lost)
+      assert {:ok, again, _} = LiveCov.Gateway.Puller.fetch(agent, 2_000, reset: true)
+      assert Enum.sum(hits(again)) == 0
+
+      # Transport failures of a reset pull are retried (same key) before giving up.
+      {:ok, listener} = :gen_tcp.listen(0, [])
+      {:ok, port} = :inet.port(listener)
+      :ok = :gen_tcp.close(listener)
+      gone = %{agent | url: "http://127.0.0.1:#{port}"}
+      {us, result} = :timer.tc(fn -> LiveCov.Gateway.Puller.fetch(gone, 1_000, reset: true) end)
+      assert {:error, {:unreachable, _}} = result
+      assert us >= 2 * 250_000
+    end
+
     test "with a token, POST and the snapshot need it", %{fx_dir: fx_dir} do
       info = start_gateway(start_agent(), fx_dir, token: @token)
       assert {401, _, _} = http(:post, info.url <> "/runs", body: "{}")

@@ -103,9 +103,10 @@ defmodule LiveCov.Agent.Routes do
   end
 
   def call(["snapshot"], req, _config) do
-    with :ok <- only_params(req.query, ["reset"]),
+    with :ok <- only_params(req.query, ["reset", "key"]),
          {:ok, reset?} <- boolean_param(req.query, "reset"),
-         {:ok, 200, type, data, headers} <- snapshot(reset?) do
+         {:ok, key} <- dump_key(req.query, reset?),
+         {:ok, 200, type, data, headers} <- snapshot(reset?, key) do
       case Map.get(req, :gzip, false) && gzip(data) do
         {:gzip, zipped} ->
           {:ok, 200, type, zipped, [{"content-encoding", "gzip"}, @vary | headers]}
@@ -244,8 +245,33 @@ defmodule LiveCov.Agent.Routes do
 
   ## Snapshot
 
-  defp snapshot(reset?) do
-    snap = if reset?, do: LiveCov.dump_and_reset(), else: LiveCov.snapshot()
+  # `key` makes a dump-and-reset retryable: the same key gets the same dump (LiveCov.Dumps).
+  defp dump_key(query, reset?) do
+    case Map.fetch(query, "key") do
+      :error ->
+        {:ok, nil}
+
+      {:ok, _} when not reset? ->
+        {:error, {:invalid_parameter, "key only applies to a dump: add reset=true"}}
+
+      {:ok, key} ->
+        if LiveCov.Dumps.valid_key?(key),
+          do: {:ok, key},
+          else:
+            {:error,
+             {:invalid_parameter,
+              "key must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (a fresh random " <>
+                "token per dump, the same one to retry it)"}}
+    end
+  end
+
+  defp snapshot(reset?, key) do
+    {replayed, snap} =
+      cond do
+        key != nil -> LiveCov.Dumps.take(key)
+        reset? -> {:new, LiveCov.dump_and_reset()}
+        true -> {:new, LiveCov.snapshot()}
+      end
 
     case Snapshot.encode_with_hash(snap) do
       {:ok, {data, hash}} ->
@@ -256,12 +282,15 @@ defmodule LiveCov.Agent.Routes do
            {"content-disposition", ~s(attachment; filename="live_cov.snapshot")},
            {"x-live-cov-content-hash", Base.encode16(hash, case: :lower)},
            {"x-live-cov-modules", Integer.to_string(length(modules))},
-           {"x-live-cov-reset", to_string(reset?)}
+           {"x-live-cov-reset", to_string(reset?)},
+           {"x-live-cov-replayed", to_string(replayed == :replayed)}
          ]}
 
       {:error, {kind, message}} ->
-        # The counts were taken from the table: give them back rather than lose them.
-        if reset?, do: put_back(snap)
+        # The counts were taken from the table: give them back rather than lose them (and
+        # forget the key: a retry must dump again, not replay what was given back).
+        if reset? and replayed == :new, do: put_back(snap)
+        if key != nil and replayed == :new, do: LiveCov.Dumps.forget(key)
         {:error, {kind, "could not encode the snapshot: #{message}"}}
     end
   end

@@ -26,7 +26,7 @@ defmodule LiveCov.Gateway.Pull do
     results =
       Task.async_stream(due, &fetch(&1, timeout, reset),
         max_concurrency: conc,
-        timeout: 2 * timeout + 1_000,
+        timeout: Puller.max_time(timeout, reset: reset),
         on_timeout: :kill_task,
         ordered: true
       )

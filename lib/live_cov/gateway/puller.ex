@@ -4,10 +4,16 @@ defmodule LiveCov.Gateway.Puller do
   `LiveCov.snapshot/0` on a distributed-Erlang node (`:erpc`), within a timeout.
 
   `fetch(source, timeout, reset: true)` dumps and resets in one step (`/snapshot?reset=true`,
-  `LiveCov.dump_and_reset/0`). Returns `{:ok, snapshot, encoded}` or
-  `{:error, {kind, message}}` with kind `:unreachable`, `:timeout`, `:unauthorized`,
-  `:agent_error`, `:bad_snapshot` or `:node_error`. Never raises.
+  `LiveCov.dump_and_reset/1`) under a fresh dump key (`LiveCov.Dumps`), and retries a dump
+  that timed out or found the source unreachable up to 2 more times with the same key:
+  if the source had dumped but its answer was lost, the retry gets that dump, not a second
+  one. Returns `{:ok, snapshot, encoded}` or `{:error, {kind, message}}` with kind
+  `:unreachable`, `:timeout`, `:unauthorized`, `:agent_error`, `:bad_snapshot` or
+  `:node_error`. Never raises.
   """
+
+  @reset_attempts 3
+  @retry_pause_ms 250
 
   alias LiveCov.Gateway.Source
   alias LiveCov.Snapshot
@@ -15,10 +21,38 @@ defmodule LiveCov.Gateway.Puller do
   @doc "Fetches a snapshot (see the module doc)."
   @spec fetch(Source.t(), pos_integer, keyword) ::
           {:ok, Snapshot.t(), binary} | {:error, {atom, String.t()}}
-  def fetch(source, timeout, opts \\ [])
+  def fetch(source, timeout, opts \\ []) do
+    if Keyword.get(opts, :reset, false) do
+      key = Keyword.get_lazy(opts, :key, &new_key/0)
+      fetch_reset(source, timeout, key, @reset_attempts)
+    else
+      fetch_once(source, timeout, nil)
+    end
+  end
 
-  def fetch(%Source{kind: :agent} = s, timeout, opts) do
-    query = if Keyword.get(opts, :reset, false), do: "?reset=true", else: ""
+  @doc "The longest a `fetch/3` with these options can take (its retries included)."
+  @spec max_time(pos_integer, keyword) :: pos_integer
+  def max_time(timeout, opts) do
+    attempts = if Keyword.get(opts, :reset, false), do: @reset_attempts, else: 1
+    attempts * (2 * timeout + @retry_pause_ms) + 1_000
+  end
+
+  defp fetch_reset(s, timeout, key, attempts) do
+    case fetch_once(s, timeout, key) do
+      {:error, {kind, _}} when kind in [:timeout, :unreachable] and attempts > 1 ->
+        Process.sleep(@retry_pause_ms)
+        fetch_reset(s, timeout, key, attempts - 1)
+
+      other ->
+        other
+    end
+  end
+
+  defp new_key, do: "gw-" <> Base.url_encode64(:crypto.strong_rand_bytes(18), padding: false)
+
+  # `key`: nil for a plain snapshot, else the dump key of a dump-and-reset.
+  defp fetch_once(%Source{kind: :agent} = s, timeout, key) do
+    query = if key, do: "?reset=true&key=" <> key, else: ""
     url = s.url <> "/snapshot" <> query
     headers = [{~c"connection", ~c"close"} | auth(s.token)]
     http_opts = [timeout: timeout, connect_timeout: min(timeout, 5_000), autoredirect: false]
@@ -51,8 +85,8 @@ defmodule LiveCov.Gateway.Puller do
     end
   end
 
-  def fetch(%Source{kind: :node} = s, timeout, opts) do
-    fun = if Keyword.get(opts, :reset, false), do: :dump_and_reset, else: :snapshot
+  defp fetch_once(%Source{kind: :node} = s, timeout, key) do
+    {fun, args} = if key, do: {:dump_and_reset, [[key: key]]}, else: {:snapshot, []}
 
     cond do
       not Node.alive?() ->
@@ -65,7 +99,7 @@ defmodule LiveCov.Gateway.Puller do
         if s.cookie, do: Node.set_cookie(s.node, s.cookie)
 
         try do
-          case :erpc.call(s.node, LiveCov, fun, [], timeout) do
+          case :erpc.call(s.node, LiveCov, fun, args, timeout) do
             %Snapshot{} = snap ->
               case Snapshot.encode(snap) do
                 {:ok, bin} -> {:ok, snap, bin}
