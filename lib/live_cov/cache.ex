@@ -109,13 +109,15 @@ defmodule LiveCov.Cache do
   Looks `target` (a module or a beam path) up in the cache.
 
     * `{:hit, info}` - the entry was found, its slot claimed and its binary loaded: `info` is
-      the module's metadata, as instrumenting it would have produced.
+      the module's metadata, as instrumenting it would have produced. With `defer_load: true`
+      in `opts`: `{:hit, info, entry}`, the binary not loaded; load it, then `loaded/2`.
     * `{:miss, entry}` - instrument normally, taking the slot with `register/2`, then
       `store/2` the result. `entry` is `nil` when the cache is off or does not apply.
     * `{:error, {kind, message}}` - loading the cached binary was refused because old code
       is still in use; instrumenting normally would be refused the same way.
   """
-  @spec lookup(term, keyword) :: {:hit, ModuleInfo.t()} | {:miss, t | nil} | {:error, term}
+  @spec lookup(term, keyword) ::
+          {:hit, ModuleInfo.t()} | {:hit, ModuleInfo.t(), t} | {:miss, t | nil} | {:error, term}
   def lookup(target, opts \\ []) do
     with dir when is_binary(dir) <- dir(opts),
          true <- cacheable?(opts),
@@ -180,22 +182,9 @@ defmodule LiveCov.Cache do
 
     case Table.claim(data.slot, nsites) do
       {:ok, slot} ->
-        case LiveCov.Instrument.load(data.module, data.binary, entry.beam_path) do
-          :ok ->
-            count(:hits)
-            # Entries in use stay young for clear(older_than_days: n).
-            _ = File.touch(entry.file)
-            {:hit, info(entry, data, slot, opts)}
-
-          {:error, {:old_code_in_use, _}} = error ->
-            _ = Table.unregister(slot)
-            error
-
-          {:error, _} ->
-            _ = Table.unregister(slot)
-            count(:errors)
-            miss(entry)
-        end
+        if Keyword.get(opts, :defer_load, false),
+          do: {:hit, info(entry, data, slot, opts), entry},
+          else: load_hit(entry, data, slot, opts)
 
       {:error, {:slot_taken, _}} ->
         count(:slot_taken)
@@ -205,6 +194,44 @@ defmodule LiveCov.Cache do
         count(:errors)
         miss(entry)
     end
+  end
+
+  defp load_hit(entry, data, slot, opts) do
+    case LiveCov.Instrument.load(data.module, data.binary, entry.beam_path) do
+      :ok ->
+        count(:hits)
+        # Entries in use stay young for clear(older_than_days: n).
+        _ = File.touch(entry.file)
+        {:hit, info(entry, data, slot, opts)}
+
+      {:error, {:old_code_in_use, _}} = error ->
+        _ = Table.unregister(slot)
+        error
+
+      {:error, _} ->
+        _ = Table.unregister(slot)
+        count(:errors)
+        miss(entry)
+    end
+  end
+
+  @doc """
+  After a `lookup/2` with `defer_load: true` returned `{:hit, info, entry}` (slot claimed, code
+  not loaded), the caller loaded `info.instrumented` itself: `loaded(entry, :ok)` records the
+  hit; `loaded(entry, {:error, _})` records the failure (the caller frees the slot and
+  instruments the module the normal way).
+  """
+  @spec loaded(t, :ok | {:error, term}) :: :ok
+  def loaded(%__MODULE__{} = entry, :ok) do
+    count(:hits)
+    # Entries in use stay young for clear(older_than_days: n).
+    _ = File.touch(entry.file)
+    :ok
+  end
+
+  def loaded(%__MODULE__{}, {:error, _}) do
+    count(:errors)
+    :ok
   end
 
   defp info(entry, data, slot, opts) do

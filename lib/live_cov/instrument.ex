@@ -146,6 +146,38 @@ defmodule LiveCov.Instrument do
   end
 
   @doc """
+  Loads many modules, `[{module, binary, beam_path}]`, and returns `:ok` or the error of
+  `load/3` for each, in order. Same result as `load/3` on each, in less time: the modules
+  go in chunks, one per task, each chunk decoded in its task and committed with one
+  `code:atomic_load/1` (one trip through the code server per chunk, not per module). A chunk
+  that cannot go that way (old code still in use, an `on_load` function, ...) is loaded
+  module by module with `load/3`, which explains what is wrong.
+  """
+  @spec load_many([{module(), binary(), charlist() | String.t() | nil}]) :: [:ok | error()]
+  def load_many(items) when is_list(items) do
+    s = System.schedulers_online()
+    size = items |> length() |> div(2 * s) |> max(1) |> min(50)
+
+    items
+    |> Enum.chunk_every(size)
+    |> Task.async_stream(&load_chunk/1, max_concurrency: s, timeout: :infinity, ordered: true)
+    |> Enum.flat_map(fn {:ok, results} -> results end)
+  end
+
+  defp load_chunk(items) do
+    batch =
+      for {module, binary, path} <- items,
+          :code.soft_purge(module),
+          do: {module, filename(module, path), binary}
+
+    if length(batch) == length(items) and :code.atomic_load(batch) == :ok,
+      do: Enum.map(items, fn _ -> :ok end),
+      else: Enum.map(items, fn {module, binary, path} -> load(module, binary, path) end)
+  catch
+    _, _ -> Enum.map(items, fn {module, binary, path} -> load(module, binary, path) end)
+  end
+
+  @doc """
   Reloads the original beam of `module` (`original_binary`, from
   `beam_path`), replacing the instrumented version.
 

@@ -110,9 +110,18 @@ defmodule LiveCov.Registry do
 
   def handle_call(:mark_stopped, _from, state), do: {:reply, :ok, %{state | started: false}}
 
+  # Three steps: in parallel, each module is found in the cache or compiled (not loaded);
+  # then all are loaded in chunks (Instrument.load_many/1: one code-server commit per chunk);
+  # then, in parallel again, each is recorded in the cache or its slot given back.
   def handle_call({:instrument, targets, opts}, _from, state) do
+    prepared = Instrument.instrument_many(targets, &prepare_one(&1, opts))
+    loads = Instrument.load_many(for {:load, _, i, _} <- prepared, do: load_item(i))
+
     results =
-      Instrument.instrument_many(targets, fn target -> instrument_one(target, opts) end)
+      prepared
+      |> attach(loads)
+      |> Enum.zip(targets)
+      |> Instrument.instrument_many(fn {item, target} -> finish_one(item, target, opts) end)
       |> tap(fn _ -> LiveCov.Cache.checkpoint(opts) end)
       |> Enum.zip(targets)
       |> Enum.map(fn
@@ -188,23 +197,67 @@ defmodule LiveCov.Registry do
     {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
-  # Runs in a worker: everything up to and including loading the new code. An entry of the
-  # instrumentation cache for the same beam (LiveCov.Cache) skips the compiler.
-  defp instrument_one(target, opts) do
-    case LiveCov.Cache.lookup(target, opts) do
-      {:hit, info} ->
-        {:ok, info}
+  # In a worker: a cache hit (slot claimed) or a compiled module, not loaded yet.
+  defp prepare_one(target, opts) do
+    case LiveCov.Cache.lookup(target, Keyword.put(opts, :defer_load, true)) do
+      {:hit, info, entry} ->
+        {:load, :hit, info, entry}
 
       {:error, _} = error ->
         error
 
       {:miss, entry} ->
-        with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
-          :ok = LiveCov.Cache.store(entry, info)
-          {:ok, info}
-        end
+        with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)),
+             do: {:load, :miss, info, entry}
     end
   end
+
+  defp load_item(info), do: {info.module, info.instrumented, info.beam_path}
+
+  # Pairs each prepared module with the result of its load.
+  defp attach([{:load, _, _, _} = item | rest], [load | loads]),
+    do: [{item, load} | attach(rest, loads)]
+
+  defp attach([error | rest], loads), do: [{error, nil} | attach(rest, loads)]
+  defp attach([], []), do: []
+
+  # In a worker: the cache learns what happened; a failed load gives its slot back. A cached
+  # binary that would not load (not because old code is in use) is compiled afresh.
+  defp finish_one({{:load, :miss, info, entry}, :ok}, _target, _opts) do
+    :ok = LiveCov.Cache.store(entry, info)
+    {:ok, info}
+  end
+
+  defp finish_one({{:load, :hit, info, entry}, :ok}, _target, _opts) do
+    :ok = LiveCov.Cache.loaded(entry, :ok)
+    {:ok, info}
+  end
+
+  defp finish_one({{:load, kind, info, entry}, {:error, reason} = error}, target, opts) do
+    _ = Table.unregister(info.slot)
+
+    case {kind, reason} do
+      {:hit, {kind, _}} when kind != :old_code_in_use ->
+        :ok = LiveCov.Cache.loaded(entry, error)
+
+        with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
+          case Instrument.load(info.module, info.instrumented, info.beam_path) do
+            :ok ->
+              :ok = LiveCov.Cache.store(entry, info)
+              {:ok, info}
+
+            error ->
+              _ = Table.unregister(info.slot)
+              error
+          end
+        end
+
+      _ ->
+        error
+    end
+  end
+
+  defp finish_one({error, nil}, _target, _opts), do: error
 
   defp compile_one(target, opts, register) do
     with {:ok, forms} <- Forms.fetch(target),
@@ -212,8 +265,7 @@ defmodule LiveCov.Registry do
          {:ok, slot} <- register.(length(sites)) do
       mode = Keyword.get(opts, :mode, :counts)
 
-      with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts),
-           :ok <- Instrument.load(forms.module, binary, forms.beam_path) do
+      with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts) do
         {:ok,
          ModuleInfo.new(
            module: forms.module,

@@ -295,6 +295,25 @@ defmodule LiveCov.CacheTest do
       assert Registry.lookup(:lc_cache_fx_a).slot != planted.slot
     end
 
+    test "a cached binary that does not load is compiled afresh", %{cache: cache} do
+      {planted, entry} = plant_entry(:lc_cache_fx_a, cache)
+      # A well-formed entry whose binary the loader refuses.
+      {:ok, data} = File.read(entry.file)
+      <<magic::binary-8, key::binary-32, _size::32, _md5::binary-16, payload::binary>> = data
+      term = :erlang.binary_to_term(payload)
+      bad = :erlang.term_to_binary(%{term | binary: "FOR1" <> "not a beam at all"})
+      File.write!(entry.file, [magic, key, <<byte_size(bad)::32>>, :erlang.md5(bad), bad])
+
+      before = Cache.stats()
+      assert [{:ok, :lc_cache_fx_a}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert %{errors: 1, stores: 1, hits: 0} = delta(before)
+      info = Registry.lookup(:lc_cache_fx_a)
+      assert info.slot != planted.slot
+      assert {:ok, _} = LiveCov.Table.read(info.slot)
+      assert LiveCov.Table.read(planted.slot) |> elem(0) == :error
+      assert apply(:lc_cache_fx_a, :g, [[1]]) == [2]
+    end
+
     test "an unusable cache directory costs the cache, never the instrumentation", %{
       cache: cache
     } do

@@ -256,6 +256,53 @@ defmodule LiveCov.InstrumentTest do
     end
   end
 
+  describe "load_many/1" do
+    defp tiny(module, extra \\ []) do
+      forms =
+        [
+          {:attribute, 1, :module, module},
+          {:attribute, 2, :export, [f: 0, wait: 0]},
+          {:function, 3, :f, 0, [{:clause, 3, [], [], [{:atom, 3, module}]}]},
+          {:function, 4, :wait, 0,
+           [
+             {:clause, 4, [], [],
+              [{:receive, 4, [{:clause, 4, [{:atom, 4, :go}], [], [{:atom, 4, :ok}]}]}]}
+           ]}
+        ] ++ extra
+
+      {:ok, ^module, binary} = :compile.forms(forms, [:binary])
+      binary
+    end
+
+    test "loads every module, in chunks, the same as load/3 would" do
+      mods = for i <- 1..7, do: :"lc_load_many_#{i}"
+      items = for m <- mods, do: {m, tiny(m), ~c"/tmp/#{m}.beam"}
+      assert Instrument.load_many(items) == List.duplicate(:ok, 7)
+      for m <- mods, do: assert(apply(m, :f, []) == m)
+      assert Instrument.load_many([]) == []
+    end
+
+    test "a module that cannot load gets its own error; the rest of its chunk loads" do
+      :ok = Instrument.load(:lc_load_many_busy, tiny(:lc_load_many_busy))
+      parked = spawn_waiting(fn -> apply(:lc_load_many_busy, :wait, []) end)
+      # A newer version is loaded: the parked process now runs old code.
+      :ok = Instrument.load(:lc_load_many_busy, tiny(:lc_load_many_busy))
+
+      items = [
+        {:lc_load_many_ok, tiny(:lc_load_many_ok), nil},
+        {:lc_load_many_busy, tiny(:lc_load_many_busy), nil},
+        {:lc_load_many_bad, "not a beam", ~c"/tmp/lc_load_many_bad.beam"}
+      ]
+
+      assert [:ok, {:error, {:old_code_in_use, msg}}, {:error, {:load_failed, _}}] =
+               Instrument.load_many(items)
+
+      assert msg =~ inspect(parked)
+      assert apply(:lc_load_many_ok, :f, []) == :lc_load_many_ok
+      send(parked, :go)
+    end
+  end
+
   describe "instrument_many/2" do
     test "keeps the order and isolates crashes" do
       results =
