@@ -237,7 +237,7 @@ defmodule LiveCov.Registry do
     _ = Table.unregister(info.slot)
 
     case {kind, reason} do
-      {:hit, {kind, _}} when kind != :old_code_in_use ->
+      {:hit, {why, _}} when why != :old_code_in_use ->
         :ok = LiveCov.Cache.loaded(entry, error)
 
         with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
