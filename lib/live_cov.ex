@@ -229,6 +229,8 @@ defmodule LiveCov do
   def module_data(_opts \\ []) do
     infos = Registry.modules()
     all_counts = LiveCov.Counts.collect(infos)
+    # Imported data of a coverage-mode run has frozen counters: the sum is not exact.
+    inexact = LiveCov.Imported.pruned_modules(infos)
 
     for info <- infos do
       counts = Map.fetch!(all_counts, info.module)
@@ -238,7 +240,7 @@ defmodule LiveCov do
         source: info.source,
         lines: Analyse.lines(info, counts),
         functions: Analyse.functions(info, counts),
-        exact: info.mode != :coverage,
+        exact: info.mode != :coverage and not MapSet.member?(inexact, info.module),
         pruned_lines: LiveCov.Prune.pruned_lines(info)
       }
     end

@@ -146,6 +146,30 @@ defmodule LiveCov.Imported do
     end
   end
 
+  @doc """
+  The modules among `infos` whose imported data of the same build has pruned sites (it came
+  from a `mode: :coverage` run): their counts, added to the live ones, are not exact.
+  """
+  @spec pruned_modules([LiveCov.ModuleInfo.t()]) :: MapSet.t(module)
+  def pruned_modules(infos) do
+    pruned =
+      if :ets.info(@builds, :size) in [0, :undefined],
+        do: [],
+        else: :ets.select(@builds, [{{:"$1", :_, :_, :snapshot, :_, [:_ | :_]}, [], [:"$1"]}])
+
+    if pruned == [] do
+      MapSet.new()
+    else
+      pruned = MapSet.new(pruned)
+      {metas, _} = Snapshot.metas_of(infos)
+
+      for {info, %Meta{hash: hash}} <- Enum.zip(infos, metas),
+          MapSet.member?(pruned, hash),
+          into: MapSet.new(),
+          do: info.module
+    end
+  end
+
   defp matching_counts(info, hash) do
     exact =
       case :ets.lookup(@builds, hash) do

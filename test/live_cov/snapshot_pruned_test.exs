@@ -117,6 +117,13 @@ defmodule LiveCov.SnapshotPrunedTest do
       imported = Imported.snapshot()
       assert imported.pruned == read.pruned
       assert imported.counts == read.counts
+
+      # Instrumented again (exact counts) with that data imported: the sums are not exact
+      # for the module whose imported data had pruned sites.
+      assert %{instrumented: _} = LiveCov.start(fixtures)
+      data = Map.new(LiveCov.module_data(), &{&1.module, &1})
+      assert data.prune_loop.exact == false
+      assert data.prune_full.exact == true
     end
 
     test "a version 1 file still decodes, with no pruned site" do
