@@ -2,12 +2,7 @@ defmodule LiveCov.Instrument.ExpandTest do
   use ExUnit.Case, async: true
 
   alias LiveCov.Instrument.Expand
-
-  defp function(source) do
-    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(source))
-    {:ok, form} = :erl_parse.parse_form(tokens)
-    form
-  end
+  alias LiveCov.Test.ErlSource
 
   test "a form without andalso/orelse in a body comes back as it is" do
     for source <- [
@@ -15,13 +10,13 @@ defmodule LiveCov.Instrument.ExpandTest do
           "f(A, B) when A andalso B; A orelse B -> {A, \"a string\", 1.5, $c}.",
           "f(L) -> [X || X <- L, is_integer(X) andalso X > 0]."
         ] do
-      form = function(source)
+      form = ErlSource.form(source)
       assert Expand.form(form) === form
     end
   end
 
   test "operators in bodies are rewritten, wherever they sit" do
-    form = function("f(A, B) -> {ok, [A orelse B]}.")
+    form = ErlSource.form("f(A, B) -> {ok, [A orelse B]}.")
     {:function, _, :f, 2, [{:clause, _, _, [], [body]}]} = Expand.form(form)
 
     assert {:tuple, _, [{:atom, _, :ok}, {:cons, _, {:case, _, {:var, _, :A}, clauses}, _}]} =
@@ -30,7 +25,7 @@ defmodule LiveCov.Instrument.ExpandTest do
     assert [{:clause, _, [{:atom, _, true}], [], [{:atom, _, true}]}, _false, _error] = clauses
 
     # A filter that is not a guard test is a body expression.
-    form = function("f(L, P) -> [X || X <- L, P(X) andalso X > 0].")
+    form = ErlSource.form("f(L, P) -> [X || X <- L, P(X) andalso X > 0].")
 
     {:function, _, :f, 2, [{:clause, _, _, [], [{:lc, _, _, [_gen, filter]}]}]} =
       Expand.form(form)
@@ -39,7 +34,7 @@ defmodule LiveCov.Instrument.ExpandTest do
   end
 
   test "the auxiliary variable skips names the form already uses" do
-    form = function("f(_1, B) -> _1 andalso B.")
+    form = ErlSource.form("f(_1, B) -> _1 andalso B.")
 
     {:function, _, :f, 2, [{:clause, _, _, [], [{:case, _, _, [_, _, error]}]}]} =
       Expand.form(form)

@@ -266,24 +266,7 @@ defmodule LiveCov.Instrument.MungeTest do
 
   # Parses Erlang source text into forms, with a leading -file attribute.
   defp parse(source) do
-    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(source))
-
-    forms =
-      tokens
-      |> Enum.chunk_while(
-        [],
-        fn
-          {:dot, _} = dot, acc -> {:cont, Enum.reverse([dot | acc]), []}
-          token, acc -> {:cont, [token | acc]}
-        end,
-        fn acc -> {:cont, acc} end
-      )
-      |> Enum.reject(&(&1 == []))
-      |> Enum.map(fn form_tokens ->
-        {:ok, form} = :erl_parse.parse_form(form_tokens)
-        form
-      end)
-
+    forms = LiveCov.Test.ErlSource.forms(source)
     :epp.interpret_file_attribute([{:attribute, 1, :file, {~c"m.erl", 1}} | forms])
   end
 end

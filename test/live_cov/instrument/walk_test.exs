@@ -2,12 +2,7 @@ defmodule LiveCov.Instrument.WalkTest do
   use ExUnit.Case, async: true
 
   alias LiveCov.Instrument.Walk
-
-  defp forms(source) do
-    {:ok, tokens, _} = :erl_scan.string(String.to_charlist(source))
-    {:ok, form} = :erl_parse.parse_form(tokens)
-    form
-  end
+  alias LiveCov.Test.ErlSource
 
   defp call_to?(name) do
     fn
@@ -17,14 +12,14 @@ defmodule LiveCov.Instrument.WalkTest do
   end
 
   test "finds a node anywhere: nested tuples, lists, maps, funs" do
-    form = forms(~S"f(X) -> [#{a => fun() -> {ok, [g(X)]} end}].")
+    form = ErlSource.form(~S"f(X) -> [#{a => fun() -> {ok, [g(X)]} end}].")
     assert Walk.any?(form, call_to?(:g))
     refute Walk.any?(form, call_to?(:h))
     assert Walk.any?([:x, {:y, [form]}], call_to?(:g))
   end
 
   test "false from the visitor skips the subtree; literal leaves are never visited" do
-    form = forms("f(X) -> g(X).")
+    form = ErlSource.form("f(X) -> g(X).")
 
     skip_clauses = fn
       {:clause, _, _, _, _} -> false
