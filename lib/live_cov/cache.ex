@@ -108,16 +108,14 @@ defmodule LiveCov.Cache do
   @doc """
   Looks `target` (a module or a beam path) up in the cache.
 
-    * `{:hit, info}` - the entry was found, its slot claimed and its binary loaded: `info` is
-      the module's metadata, as instrumenting it would have produced. With `defer_load: true`
-      in `opts`: `{:hit, info, entry}`, the binary not loaded; load it, then `loaded/2`.
+    * `{:hit, info, entry}` - the entry was found and its slot claimed: `info` is the
+      module's metadata, as instrumenting it would have produced, with the cached binary in
+      `info.instrumented`, not loaded yet. Load it (`LiveCov.Instrument.load_many/1`), then
+      tell the cache with `loaded/2`.
     * `{:miss, entry}` - instrument normally, taking the slot with `register/2`, then
       `store/2` the result. `entry` is `nil` when the cache is off or does not apply.
-    * `{:error, {kind, message}}` - loading the cached binary was refused because old code
-      is still in use; instrumenting normally would be refused the same way.
   """
-  @spec lookup(term, keyword) ::
-          {:hit, ModuleInfo.t()} | {:hit, ModuleInfo.t(), t} | {:miss, t | nil} | {:error, term}
+  @spec lookup(term, keyword) :: {:hit, ModuleInfo.t(), t} | {:miss, t | nil}
   def lookup(target, opts \\ []) do
     with dir when is_binary(dir) <- dir(opts),
          true <- cacheable?(opts),
@@ -173,18 +171,16 @@ defmodule LiveCov.Cache do
       wanted != nil and module != wanted -> miss(entry)
       LiveCov.Instrument.Forms.live_cov_module?(module) -> miss(entry)
       :code.is_sticky(module) -> miss(entry)
-      true -> claim_and_load(entry, data, opts)
+      true -> claim(entry, data, opts)
     end
   end
 
-  defp claim_and_load(entry, data, opts) do
+  defp claim(entry, data, opts) do
     nsites = tuple_size(data.sites)
 
     case Table.claim(data.slot, nsites) do
       {:ok, slot} ->
-        if Keyword.get(opts, :defer_load, false),
-          do: {:hit, info(entry, data, slot, opts), entry},
-          else: load_hit(entry, data, slot, opts)
+        {:hit, info(entry, data, slot, opts), entry}
 
       {:error, {:slot_taken, _}} ->
         count(:slot_taken)
@@ -196,29 +192,9 @@ defmodule LiveCov.Cache do
     end
   end
 
-  defp load_hit(entry, data, slot, opts) do
-    case LiveCov.Instrument.load(data.module, data.binary, entry.beam_path) do
-      :ok ->
-        count(:hits)
-        # Entries in use stay young for clear(older_than_days: n).
-        _ = File.touch(entry.file)
-        {:hit, info(entry, data, slot, opts)}
-
-      {:error, {:old_code_in_use, _}} = error ->
-        _ = Table.unregister(slot)
-        error
-
-      {:error, _} ->
-        _ = Table.unregister(slot)
-        count(:errors)
-        miss(entry)
-    end
-  end
-
   @doc """
-  After a `lookup/2` with `defer_load: true` returned `{:hit, info, entry}` (slot claimed, code
-  not loaded), the caller loaded `info.instrumented` itself: `loaded(entry, :ok)` records the
-  hit; `loaded(entry, {:error, _})` records the failure (the caller frees the slot and
+  After a `lookup/2` hit, the caller loaded `info.instrumented`: `loaded(entry, :ok)` records
+  the hit; `loaded(entry, {:error, _})` records the failure (the caller frees the slot and
   instruments the module the normal way).
   """
   @spec loaded(t, :ok | {:error, term}) :: :ok
@@ -428,8 +404,10 @@ defmodule LiveCov.Cache do
     if value >= @wrap, do: 0, else: value
   end
 
+  defp high_water_key(dir), do: {__MODULE__, :high_water, dir}
+
   defp high_water_ref(dir) do
-    persistent_ref({__MODULE__, :high_water, dir}, fn ->
+    persistent_ref(high_water_key(dir), fn ->
       ref = :atomics.new(2, signed: false)
       mark = read_high_water(dir)
       :atomics.put(ref, 1, mark)
@@ -467,8 +445,7 @@ defmodule LiveCov.Cache do
   @spec checkpoint(keyword) :: :ok
   def checkpoint(opts \\ []) do
     with dir when is_binary(dir) <- dir(opts),
-         key = {__MODULE__, :high_water, dir},
-         ref when ref != nil <- :persistent_term.get(key, nil) do
+         ref when ref != nil <- :persistent_term.get(high_water_key(dir), nil) do
       write_high_water(dir, ref)
     end
 

@@ -18,6 +18,7 @@ defmodule LiveCov.Dumps do
 
   @keep 8
   @ttl_ms 15 * 60 * 1000
+  @key_rule "1 to 128 characters of A-Z a-z 0-9 . _ : -"
 
   @doc false
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
@@ -40,7 +41,11 @@ defmodule LiveCov.Dumps do
   @spec forget(String.t()) :: :ok
   def forget(key), do: GenServer.call(__MODULE__, {:forget, key})
 
-  @doc "Whether `key` is a valid dump key."
+  @doc "What a dump key may be, for error messages."
+  @spec key_rule() :: String.t()
+  def key_rule, do: @key_rule
+
+  @doc "Whether `key` is a valid dump key (#{@key_rule})."
   @spec valid_key?(term) :: boolean
   def valid_key?(key),
     do: is_binary(key) and byte_size(key) in 1..128 and key =~ ~r/\A[A-Za-z0-9._:-]+\z/
@@ -48,7 +53,7 @@ defmodule LiveCov.Dumps do
   defp check_key!(key) do
     unless valid_key?(key) do
       raise ArgumentError,
-            "dump key #{inspect(key)} is not 1 to 128 characters of A-Z a-z 0-9 . _ : -; " <>
+            "dump key #{inspect(key)} is not #{@key_rule}; " <>
               "use a fresh random token per dump (and the same one to retry it)"
     end
   end
@@ -66,7 +71,7 @@ defmodule LiveCov.Dumps do
         {:reply, {:replayed, snap}, kept}
 
       nil ->
-        snap = Snapshot.build(Keyword.put(opts, :take, true))
+        snap = LiveCov.dump_and_reset(Keyword.delete(opts, :key))
         {:reply, {:new, snap}, Enum.take([{key, now, snap} | kept], @keep)}
     end
   end

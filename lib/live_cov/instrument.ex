@@ -172,10 +172,13 @@ defmodule LiveCov.Instrument do
 
     if length(batch) == length(items) and :code.atomic_load(batch) == :ok,
       do: Enum.map(items, fn _ -> :ok end),
-      else: Enum.map(items, fn {module, binary, path} -> load(module, binary, path) end)
+      else: load_each(items)
   catch
-    _, _ -> Enum.map(items, fn {module, binary, path} -> load(module, binary, path) end)
+    _, _ -> load_each(items)
   end
+
+  defp load_each(items),
+    do: Enum.map(items, fn {module, binary, path} -> load(module, binary, path) end)
 
   @doc """
   Reloads the original beam of `module` (`original_binary`, from

@@ -199,12 +199,9 @@ defmodule LiveCov.Registry do
 
   # In a worker: a cache hit (slot claimed) or a compiled module, not loaded yet.
   defp prepare_one(target, opts) do
-    case LiveCov.Cache.lookup(target, Keyword.put(opts, :defer_load, true)) do
+    case LiveCov.Cache.lookup(target, opts) do
       {:hit, info, entry} ->
         {:load, :hit, info, entry}
-
-      {:error, _} = error ->
-        error
 
       {:miss, entry} ->
         with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)),
@@ -241,15 +238,8 @@ defmodule LiveCov.Registry do
         :ok = LiveCov.Cache.loaded(entry, error)
 
         with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
-          case Instrument.load(info.module, info.instrumented, info.beam_path) do
-            :ok ->
-              :ok = LiveCov.Cache.store(entry, info)
-              {:ok, info}
-
-            error ->
-              _ = Table.unregister(info.slot)
-              error
-          end
+          load = Instrument.load(info.module, info.instrumented, info.beam_path)
+          finish_one({{:load, :miss, info, entry}, load}, target, opts)
         end
 
       _ ->

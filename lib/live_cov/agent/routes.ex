@@ -260,7 +260,7 @@ defmodule LiveCov.Agent.Routes do
           else:
             {:error,
              {:invalid_parameter,
-              "key must be 1 to 128 characters of A-Z a-z 0-9 . _ : - (a fresh random " <>
+              "key must be #{LiveCov.Dumps.key_rule()} (a fresh random " <>
                 "token per dump, the same one to retry it)"}}
     end
   end

@@ -128,7 +128,7 @@ defmodule Mix.Tasks.LiveCov.Report do
     |> Enum.uniq()
   end
 
-  # Several inputs: each read as a snapshot, then merged.
+  # Snapshots and .coverdata files: each read as a snapshot, then merged.
   defp report_from_files(inputs, stats_opts) do
     inputs
     |> Enum.reduce_while({:ok, []}, fn input, {:ok, acc} ->
@@ -163,16 +163,12 @@ defmodule Mix.Tasks.LiveCov.Report do
   # `.coverdata`, or the JSON export of `mix test --cover --export-coverage`.
   defp report_from_file(input, stats_opts) do
     case input_kind(input) do
-      :snapshot ->
-        with {:ok, snap} <- LiveCov.Snapshot.read(input), do: snapshot_report(snap, stats_opts)
-
-      :coverdata ->
-        with {:ok, snap} <- LiveCov.Coverdata.read(input),
-             do: snapshot_report(with_sources(snap), stats_opts)
-
       :json ->
         with {:ok, export} <- MixTool.read_export(input),
              do: MixTool.export_stats(export, stats_opts)
+
+      _snapshot_or_coverdata ->
+        report_from_files([input], stats_opts)
     end
   end
 
