@@ -92,7 +92,7 @@ defmodule LiveCov.MixProject do
 
   def application do
     [
-      extra_applications: [:logger, :compiler, :crypto, :tools, :inets],
+      extra_applications: [:logger, :compiler, :crypto, :tools, :inets, :public_key, :ssl],
       mod: {LiveCov.Application, []}
     ]
   end

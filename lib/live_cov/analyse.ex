@@ -2,10 +2,11 @@ defmodule LiveCov.Analyse do
   @moduledoc """
   Turns a module's sites and counts into analyses.
 
-  `cover/4` gives exactly what OTP 25's `:cover.analyse/3` gives for the same sites and
-  counts (levels `:module`, `:function`, `:clause`, `:line`; analyses `:calls`, `:coverage`),
-  including one line-level entry per site, so a line used by several clauses appears several
-  times. `lines/2` gives the per-line view the reports use.
+  `cover/4` gives exactly what the running OTP's `:cover.analyse/3` gives for the same sites
+  and counts (levels `:module`, `:function`, `:clause`, `:line`; analyses `:calls`,
+  `:coverage`). At line level OTP 25 gives one entry per site, so a line used by several
+  clauses appears several times; OTP 27+ gives one entry per line (calls summed, a line
+  covered when any of its sites ran). `lines/2` gives the per-line view the reports use.
   """
 
   alias LiveCov.ModuleInfo
@@ -16,10 +17,16 @@ defmodule LiveCov.Analyse do
   @doc "Cover-compatible analysis of one module."
   @spec cover(ModuleInfo.t(), [non_neg_integer], analysis, level) :: term
   def cover(%ModuleInfo{module: m} = info, counts, analysis, :line) do
-    info
-    |> keyed(counts)
-    |> Enum.map(fn {{_f, _a, _c, line}, n} -> {{m, line}, line_value(analysis, n)} end)
-    |> Enum.sort()
+    entries =
+      info
+      |> keyed(counts)
+      |> Enum.map(fn {{_f, _a, _c, line}, n} -> {{m, line}, line_value(analysis, n)} end)
+      |> Enum.sort()
+
+    case LiveCov.Runtime.generation() do
+      :otp25 -> entries
+      :otp27 -> per_line(entries, analysis)
+    end
   end
 
   def cover(info, counts, analysis, :clause) do
@@ -63,30 +70,42 @@ defmodule LiveCov.Analyse do
   end
 
   @doc """
-  Per-function counts: `[{"name/arity", first_line, count}]`. A function's count is what
-  `cover/4` gives at function level for `:calls` (the sum over its clauses of each clause's
-  first site: how often the function was entered). Functions whose sites are all on line 0
-  (compiler-generated) are left out.
+  Per-function counts: `[{"name/arity", first_line, count}]`. A function's count is how often
+  it was entered: the sum over its clauses of each clause's first site (its lowest line),
+  line 0 (compiler-generated code) left out. Functions whose sites are all on line 0 are
+  left out.
   """
   @spec functions(ModuleInfo.t(), [non_neg_integer]) :: [
           {String.t(), pos_integer, non_neg_integer}
         ]
   def functions(info, counts) do
-    first_lines =
-      info
-      |> ModuleInfo.site_list()
-      |> Enum.reject(fn {_, _, _, line} -> line == 0 end)
-      |> Enum.reduce(%{}, fn {f, a, _, l}, acc -> Map.update(acc, {f, a}, l, &min(&1, l)) end)
-
-    for {{_m, f, a}, calls} <- cover(info, counts, :calls, :function),
-        line = Map.get(first_lines, {f, a}),
-        line != nil do
-      {"#{f}/#{a}", line, calls}
-    end
+    info
+    |> keyed(counts)
+    |> Enum.reject(fn {{_, _, _, line}, _} -> line == 0 end)
+    |> Enum.sort()
+    |> Enum.chunk_by(fn {{f, a, c, _}, _} -> {f, a, c} end)
+    |> Enum.map(fn [{{f, a, _c, line}, n} | _] -> {{f, a}, line, n} end)
+    |> Enum.group_by(fn {fa, _, _} -> fa end)
+    |> Enum.map(fn {{f, a}, clauses} ->
+      first = clauses |> Enum.map(&elem(&1, 1)) |> Enum.min()
+      {"#{f}/#{a}", first, clauses |> Enum.map(&elem(&1, 2)) |> Enum.sum()}
+    end)
     |> Enum.sort_by(fn {name, line, _} -> {line, name} end)
   end
 
   defp keyed(%ModuleInfo{} = info, counts), do: Enum.zip(ModuleInfo.site_list(info), counts)
+
+  # Sorted entries, one per line: calls summed, covered when any site on the line is.
+  defp per_line(entries, analysis) do
+    entries
+    |> Enum.chunk_by(fn {key, _} -> key end)
+    |> Enum.map(fn [{key, _} | _] = same ->
+      {key, same |> Enum.map(&elem(&1, 1)) |> merge_line(analysis)}
+    end)
+  end
+
+  defp merge_line(values, :calls), do: Enum.sum(values)
+  defp merge_line(values, :coverage), do: if({1, 0} in values, do: {1, 0}, else: {0, 1})
 
   defp line_value(:calls, n), do: n
   defp line_value(:coverage, 0), do: {0, 1}

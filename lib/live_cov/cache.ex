@@ -61,6 +61,7 @@ defmodule LiveCov.Cache do
     LiveCov.Instrument,
     LiveCov.Instrument.Forms,
     LiveCov.Instrument.Munge,
+    LiveCov.Instrument.SysCoverage,
     LiveCov.Instrument.Expand
   ]
   @stats [:hits, :misses, :stores, :corrupt, :slot_taken, :errors]
@@ -126,9 +127,15 @@ defmodule LiveCov.Cache do
       entry = %{entry | binary: binary, beam_path: beam_path}
 
       case read_entry(entry.file, key) do
-        {:ok, data} -> use_entry(entry, module, data, opts)
-        :none -> miss(entry)
-        :corrupt -> count(:corrupt) && miss(entry)
+        {:ok, data} ->
+          use_entry(entry, module, data, opts)
+
+        :none ->
+          miss(entry)
+
+        :corrupt ->
+          count(:corrupt)
+          miss(entry)
       end
     else
       _ -> {:miss, nil}
@@ -281,7 +288,9 @@ defmodule LiveCov.Cache do
 
     :ok
   rescue
-    _ -> count(:errors) && :ok
+    _ ->
+      count(:errors)
+      :ok
   end
 
   ## Entries
@@ -465,7 +474,9 @@ defmodule LiveCov.Cache do
         _ = :atomics.compare_exchange(ref, 2, written, value)
         if :atomics.get(ref, 1) > value, do: write_high_water(dir, ref), else: :ok
       else
-        _ -> count(:errors) && :ok
+        _ ->
+          count(:errors)
+          :ok
       end
     else
       :ok

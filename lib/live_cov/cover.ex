@@ -57,7 +57,7 @@ defmodule LiveCov.Cover do
     case :file.list_dir(dir) do
       {:ok, files} ->
         files
-        |> Enum.filter(&(:filename.extension(&1) == '.beam'))
+        |> Enum.filter(&(:filename.extension(&1) == ~c".beam"))
         |> Enum.map(&:filename.join(dir, &1))
         |> compile_beams()
 
@@ -95,8 +95,8 @@ defmodule LiveCov.Cover do
 
   defp resolve(file) when is_list(file) or is_binary(file) do
     file = to_charlist(file)
-    root = :filename.rootname(file, '.beam')
-    with_ext = if root == file, do: file ++ '.beam', else: file
+    root = :filename.rootname(file, ~c".beam")
+    with_ext = if root == file, do: file ++ ~c".beam", else: file
     {:ok, List.to_atom(:filename.basename(root)), :filename.absname(with_ext)}
   end
 
@@ -150,8 +150,8 @@ defmodule LiveCov.Cover do
 
   def analyse(modules, analysis, level)
       when is_list(modules) and analysis in @analyses and level in @levels do
-    # As cover: found modules once each, every miss reported (duplicates included), misses
-    # in reverse order of the request.
+    # As cover: every miss reported (duplicates included), misses in reverse order of the
+    # request; found modules once each on OTP 25, as often as requested on OTP 27+.
     imported = MapSet.new(imported_only(LiveCov.Imported.imported_modules()))
 
     {ok, from_import, fail} =
@@ -167,8 +167,14 @@ defmodule LiveCov.Cover do
         end
       end)
 
-    infos = ok |> Enum.uniq_by(& &1.module) |> Enum.sort_by(& &1.module)
-    imp = from_import |> Enum.uniq() |> Enum.sort()
+    {infos, imp} =
+      case LiveCov.Runtime.generation() do
+        :otp25 -> {Enum.uniq_by(ok, & &1.module), Enum.uniq(from_import)}
+        :otp27 -> {ok, from_import}
+      end
+
+    infos = Enum.sort_by(infos, & &1.module)
+    imp = Enum.sort(imp)
 
     {:result, analyse_infos(infos, analysis, level) ++ imported_results(imp, analysis, level),
      fail}
@@ -212,7 +218,7 @@ defmodule LiveCov.Cover do
   end
 
   defp analyse_infos(infos, analysis, level) do
-    counts = Counts.collect(infos)
+    counts = infos |> Enum.uniq_by(& &1.module) |> Counts.collect()
 
     Enum.flat_map(
       infos,

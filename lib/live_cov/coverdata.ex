@@ -8,8 +8,12 @@ defmodule LiveCov.Coverdata do
   small record `{:"$size", size}`. Per module, in order:
 
       {:file, module, beam_file}                  # where the module came from
-      {module, [{module, f, a, clause, nlines}]}  # cover's clause table
+      {module, [{module, f, a, clause, nlines}]}  # cover's clause table (OTP 25 and 26 only)
       {{:bump, module, f, a, clause, line}, count}  # one per bump site
+
+  OTP 27 dropped the clause table: its `:cover.import/1` crashes on a file that has one, and
+  OTP 25's reads a file without one. So a file is written in the format of the running OTP
+  (`encode/2`), and both are read.
 
   A `.coverdata` file carries no beam md5, so data read from one describes a build by its
   sites alone (`LiveCov.Imported` matches it to an instrumented module with the same sites).
@@ -33,13 +37,16 @@ defmodule LiveCov.Coverdata do
 
   ## Writing
 
-  @doc "The `.coverdata` bytes (iodata) of the given entries."
-  @spec encode([entry]) :: iodata
-  def encode(entries) do
+  @doc """
+  The `.coverdata` bytes (iodata) of the given entries, in the format of cover generation
+  `format` (`:otp25`: with clause records, `:otp27`: without; default: the running OTP's).
+  """
+  @spec encode([entry], LiveCov.Runtime.generation()) :: iodata
+  def encode(entries, format \\ LiveCov.Runtime.generation()) do
     Enum.map(entries, fn e ->
       [
         record({:file, e.module, e.file}),
-        record({e.module, e.clauses}),
+        if(format == :otp25, do: record({e.module, e.clauses}), else: []),
         Enum.map(e.bumps, &record/1)
       ]
     end)
@@ -132,17 +139,16 @@ defmodule LiveCov.Coverdata do
     end
   end
 
-  defp take(bin, n, offset, i) do
-    case bin do
-      <<part::binary-size(n), rest::binary>> ->
-        {:ok, part, rest}
+  defp take(bin, n, _offset, _i) when byte_size(bin) >= n do
+    {part, rest} = :erlang.split_binary(bin, n)
+    {:ok, part, rest}
+  end
 
-      _ ->
-        {:error,
-         {:truncated,
-          "the .coverdata data is truncated: record #{i + 1} at byte #{offset} needs #{n} bytes, " <>
-            "#{byte_size(bin)} are left; export it again"}}
-    end
+  defp take(bin, n, offset, i) do
+    {:error,
+     {:truncated,
+      "the .coverdata data is truncated: record #{i + 1} at byte #{offset} needs #{n} bytes, " <>
+        "#{byte_size(bin)} are left; export it again"}}
   end
 
   defp sized({:"$size", size}, rest, offset, i) when is_integer(size) and size > 0 do

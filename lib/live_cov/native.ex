@@ -34,14 +34,19 @@ defmodule LiveCov.Native do
   @doc false
   def load_error, do: :persistent_term.get({__MODULE__, :load_error}, nil)
 
+  # Raises LiveCov.NativeError. Through :erlang.nif_error/1, which the type checkers of
+  # Elixir 1.18+ (and Dialyzer) take to return any term, as the loaded NIF does.
   defp nif_error do
     {path, text} = load_error() || {library_path(), "not loaded"}
 
-    raise LiveCov.NativeError,
-      message:
-        "LiveCov's NIF library #{path}.so could not be loaded (#{text}). " <>
-          "Build it with `mix compile` in the live_cov project (needs cargo), " <>
-          "or check that the file exists and matches this OTP version."
+    :erlang.nif_error(
+      LiveCov.NativeError.exception(
+        message:
+          "LiveCov's NIF library #{path}.so could not be loaded (#{text}). " <>
+            "Build it with `mix compile` in the live_cov project (needs cargo), " <>
+            "or check that the file exists and matches this OTP version."
+      )
+    )
   end
 
   def bump(_slot, _index), do: nif_error()

@@ -66,7 +66,7 @@ defmodule LiveCov.Prune do
   require Logger
 
   alias LiveCov.{Counts, Instrument, ModuleInfo, Registry, Table}
-  alias LiveCov.Instrument.{Forms, Munge}
+  alias LiveCov.Instrument.{Forms, Munge, Rewrite}
 
   @option_keys [:interval, :retry, :max_per_pass, :concurrency, :keep_instrumented, :history]
 
@@ -630,7 +630,7 @@ defmodule LiveCov.Prune do
   # sites must come out the same or pruning would move counters.
   defp rebuild(%ModuleInfo{original: original} = info) when is_binary(original) do
     with {:ok, forms} <- Forms.from_binary(original, info.beam_path),
-         {:ok, munged, sites, _clauses} <- Munge.transform(forms.forms, forms.module) do
+         {:ok, munged, sites, _clauses} <- Rewrite.transform(forms.forms, forms.module) do
       if sites == ModuleInfo.site_list(info),
         do: {:ok, forms, munged, []},
         else:

@@ -9,7 +9,7 @@ defmodule LiveCov.Registry do
   use GenServer
 
   alias LiveCov.{Instrument, ModuleInfo, Table}
-  alias LiveCov.Instrument.{Forms, Munge}
+  alias LiveCov.Instrument.{Forms, Rewrite}
 
   @table :live_cov_modules
 
@@ -251,7 +251,7 @@ defmodule LiveCov.Registry do
 
   defp compile_one(target, opts, register) do
     with {:ok, forms} <- Forms.fetch(target),
-         {:ok, munged, sites, clauses} <- Munge.transform(forms.forms, forms.module),
+         {:ok, munged, sites, clauses} <- Rewrite.transform(forms.forms, forms.module),
          {:ok, slot} <- register.(length(sites)) do
       mode = Keyword.get(opts, :mode, :counts)
 

@@ -109,8 +109,7 @@ defmodule LiveCov.Table do
   defp split_snapshot(<<>>, acc), do: acc
 
   defp split_snapshot(<<slot::little-32, n::little-32, rest::binary>>, acc) do
-    size = n * 8
-    <<counts::binary-size(size), rest::binary>> = rest
+    {counts, rest} = :erlang.split_binary(rest, n * 8)
     split_snapshot(rest, Map.put(acc, slot, counts))
   end
 

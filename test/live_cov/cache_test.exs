@@ -3,7 +3,7 @@ defmodule LiveCov.CacheTest do
   import Bitwise
 
   alias LiveCov.{Cache, ModuleInfo, Registry, Table}
-  alias LiveCov.Instrument.{Forms, Munge}
+  alias LiveCov.Instrument.{Forms, Rewrite}
 
   @moduletag :tmp_dir
 
@@ -78,7 +78,7 @@ defmodule LiveCov.CacheTest do
   defp plant_entry(module, cache) do
     {:miss, %Cache{} = entry} = Cache.lookup(module, cache_dir: cache)
     {:ok, forms} = Forms.fetch(module)
-    {:ok, munged, sites, clauses} = Munge.transform(forms.forms, module)
+    {:ok, munged, sites, clauses} = Rewrite.transform(forms.forms, module)
     {:ok, probe} = Table.register(0)
     :ok = Table.unregister(probe)
     slot = probe + 1000 + :rand.uniform(1000)
@@ -374,7 +374,7 @@ defmodule LiveCov.CacheTest do
 
       # A store alone leaves the file as it is ...
       {:ok, forms} = Forms.fetch(:lc_cache_fx_a)
-      {:ok, munged, sites, clauses} = Munge.transform(forms.forms, :lc_cache_fx_a)
+      {:ok, munged, sites, clauses} = Rewrite.transform(forms.forms, :lc_cache_fx_a)
       slot = planted.slot + 10
       {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
 

@@ -139,7 +139,7 @@ defmodule LiveCov.CoverdataTest do
         }
       ]
 
-      data = IO.iodata_to_binary(Coverdata.encode(entries))
+      data = IO.iodata_to_binary(Coverdata.encode(entries, :otp25))
       assert <<size, 131, _::binary>> = data
       assert size < 255
       # The clause record of big_mod needs the $size header.
@@ -164,12 +164,25 @@ defmodule LiveCov.CoverdataTest do
       again = Coverdata.entries(snap, loaded: MapSet.new())
 
       assert {:ok, snap2} =
-               again |> Coverdata.encode() |> IO.iodata_to_binary() |> Coverdata.decode()
+               again |> Coverdata.encode(:otp25) |> IO.iodata_to_binary() |> Coverdata.decode()
 
       assert snap2.metas |> Map.keys() |> Enum.sort() == snap.metas |> Map.keys() |> Enum.sort()
       assert snap2.counts == snap.counts
 
-      # cover itself reads it.
+      # The OTP 27+ format: the same records without the clause tables; the same sites and
+      # counts come back (without clauses).
+      data27 = IO.iodata_to_binary(Coverdata.encode(entries, :otp27))
+      assert byte_size(data27) < byte_size(data)
+      assert {:ok, snap27} = Coverdata.decode(data27)
+      [big27] = for {_, %{module: :big_mod} = m} <- snap27.metas, do: m
+      assert big27.clauses == [] and big27.sites == big.sites
+      assert Snapshot.counts(snap27, big27.hash) == Snapshot.counts(snap, big.hash)
+
+      # The running OTP's format is the default, and its cover reads it.
+      generation = LiveCov.Runtime.generation()
+      assert Coverdata.encode(entries) == Coverdata.encode(entries, generation)
+      data = if generation == :otp25, do: data, else: data27
+
       with_cover(fn ->
         path = Path.join(System.tmp_dir!(), "big_#{System.unique_integer([:positive])}.coverdata")
         File.write!(path, data)

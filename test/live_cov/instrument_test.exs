@@ -27,7 +27,7 @@ defmodule LiveCov.InstrumentTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.Instrument
-  alias LiveCov.Instrument.{Forms, Munge}
+  alias LiveCov.Instrument.{Forms, Rewrite}
   alias LiveCov.InstrumentTest.FakeBump
   alias LiveCov.Test.InstrFixtures
 
@@ -53,7 +53,7 @@ defmodule LiveCov.InstrumentTest do
 
   defp instrumented!(module, slot \\ @slot, opts \\ []) do
     {:ok, forms} = Forms.fetch(module)
-    {:ok, munged, sites, _clauses} = Munge.transform(forms.forms, module)
+    {:ok, munged, sites, _clauses} = Rewrite.transform(forms.forms, module)
     {:ok, binary} = Instrument.compile(forms, munged, slot, [bump_module: FakeBump] ++ opts)
     {forms, binary, sites}
   end
@@ -138,8 +138,7 @@ defmodule LiveCov.InstrumentTest do
         {:ok, _} = :cover.start()
         {:ok, ^module} = :cover.compile_beam(forms.beam_path)
         unquote(workload)()
-        cref = :persistent_term.get({:cover, module})
-        covers = for i <- 1..n, do: :counters.get(cref, i)
+        covers = LiveCov.Test.CoverCounts.counts(module, n)
         :ok = :cover.stop()
 
         assert ours == covers
@@ -156,7 +155,7 @@ defmodule LiveCov.InstrumentTest do
                 [{:integer, a, 3}, {:integer, a, 9}]}
 
       {:ok, forms} = Forms.fetch(:instr_erl)
-      {:ok, munged, _sites, _} = Munge.transform(forms.forms, :instr_erl)
+      {:ok, munged, _sites, _} = Rewrite.transform(forms.forms, :instr_erl)
       assert {:ok, binary} = Instrument.compile(forms, munged, 12)
       {:ok, {:instr_erl, [imports: imports]}} = :beam_lib.chunks(binary, [:imports])
       assert {LiveCov.Native, :bump, 2} in imports
@@ -203,7 +202,7 @@ defmodule LiveCov.InstrumentTest do
 
     test "a compile error is returned, not raised or printed" do
       {:ok, forms} = Forms.fetch(:instr_erl)
-      {:ok, munged, _sites, _} = Munge.transform(forms.forms, :instr_erl)
+      {:ok, munged, _sites, _} = Rewrite.transform(forms.forms, :instr_erl)
 
       broken =
         munged ++
@@ -337,7 +336,7 @@ defmodule LiveCov.InstrumentTest do
           target = Map.get(beams, module, module)
 
           with {:ok, forms} <- Forms.fetch(target),
-               {:ok, munged, sites, _} <- Munge.transform(forms.forms, forms.module),
+               {:ok, munged, sites, _} <- Rewrite.transform(forms.forms, forms.module),
                {:ok, _bin} <- Instrument.compile(forms, munged, 1, bump_module: FakeBump) do
             {:ok, length(sites)}
           end

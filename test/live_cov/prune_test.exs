@@ -285,8 +285,8 @@ defmodule LiveCov.PruneTest do
         fn -> wl().shapes() end,
         fn -> {wl().erl_data(), wl().flow()} end,
         fn -> {wl().counter_server(), wl().macros()} end,
-        fn -> wl().run(build.maybe?) end,
-        fn -> wl().run(build.maybe?) end
+        fn -> wl().run(build.maybe?, build.versioned) end,
+        fn -> wl().run(build.maybe?, build.versioned) end
       ]
 
       counts = run_mode(build, :counts, phases)
@@ -310,7 +310,7 @@ defmodule LiveCov.PruneTest do
     end
 
     test "any subset of removed sites compiles and behaves like the original", %{build: build} do
-      expected = wl().run(build.maybe?)
+      expected = wl().run(build.maybe?, build.versioned)
       LiveCov.start(build.modules, mode: :coverage)
 
       for seed <- 1..3 do
@@ -327,7 +327,7 @@ defmodule LiveCov.PruneTest do
           assert {:ok, _} = Registry.prune(info.module, info.slot, pruned, bin)
         end
 
-        assert wl().run(build.maybe?) == expected
+        assert wl().run(build.maybe?, build.versioned) == expected
       end
     end
   end

@@ -55,7 +55,16 @@ defmodule LiveCov.Test.Oracle do
 
   defmodule Build do
     @moduledoc "A compiled fixture corpus (see `LiveCov.Test.Oracle.build!/1`)."
-    defstruct [:root, :dir, :workload_dir, :modules, :beams, :maybe?, warnings: []]
+    defstruct [
+      :root,
+      :dir,
+      :workload_dir,
+      :modules,
+      :beams,
+      :maybe?,
+      versioned: [],
+      warnings: []
+    ]
 
     @type t :: %__MODULE__{
             root: String.t(),
@@ -64,6 +73,7 @@ defmodule LiveCov.Test.Oracle do
             modules: [module()],
             beams: %{module() => charlist()},
             maybe?: boolean(),
+            versioned: [module()],
             warnings: list()
           }
   end
@@ -95,11 +105,44 @@ defmodule LiveCov.Test.Oracle do
 
   @doc """
   The fixture modules the corpus defines (the instrumented ones), sorted.
-  `oracle_erl_maybe` is included only when `maybe_enabled?/0`.
+  `oracle_erl_maybe` is included only when `maybe_enabled?/0`; the versioned fixtures
+  (`versioned/0`) only on the runtimes whose `:cover` instruments them.
   """
   def fixture_modules(maybe? \\ maybe_enabled?()) do
-    Enum.sort(@erlang_modules ++ if(maybe?, do: [@maybe_module], else: []) ++ @elixir_modules)
+    Enum.sort(
+      @erlang_modules ++
+        if(maybe?, do: [@maybe_module], else: []) ++ versioned() ++ @elixir_modules
+    )
   end
+
+  @doc """
+  The Erlang fixtures with a `%% live_cov: min_otp N[, cover_min_otp M]` header that are in
+  the corpus on this runtime: the forms of OTP N (map comprehensions, strict and zip
+  generators, multi-valued templates, ...) compile from N on, and the oracle compares them
+  from M on (default N: where the runtime's `:cover` can instrument them).
+  """
+  def versioned do
+    for {mod, min, cover_min} <- versioned_headers(),
+        release() >= min and release() >= cover_min,
+        do: mod
+  end
+
+  @doc "`[{module, min_otp, cover_min_otp}]` of every versioned Erlang fixture."
+  def versioned_headers do
+    for src <- Path.wildcard(Path.join([@fixtures, "erlang", "*.erl"])),
+        header = src |> File.read!() |> String.split("\n", parts: 2) |> hd(),
+        [_, min | rest] <- [
+          Regex.run(~r/^%% live_cov: min_otp (\d+)(?:, cover_min_otp (\d+))?/, header)
+        ] do
+      min = String.to_integer(min)
+      cover_min = if rest == [], do: min, else: String.to_integer(hd(rest))
+      {src |> Path.basename(".erl") |> String.to_atom(), min, cover_min}
+    end
+    |> Enum.sort()
+  end
+
+  @doc "The running OTP release (25, 27, ...)."
+  def release, do: LiveCov.Runtime.otp_release()
 
   @doc "The module the scenario resets with `reset/1`."
   def reset_module, do: @reset_module
@@ -140,7 +183,7 @@ defmodule LiveCov.Test.Oracle do
     File.mkdir_p!(workload_dir)
 
     maybe? = maybe_enabled?()
-    purge(fixture_modules(true) ++ [@workload])
+    purge(fixture_modules(true) ++ Enum.map(versioned_headers(), &elem(&1, 0)) ++ [@workload])
 
     erl_warnings = compile_erlang!(dir, maybe?)
     ex_warnings = compile_elixir!(Path.wildcard(Path.join([@fixtures, "elixir", "*.ex"])), dir)
@@ -161,7 +204,8 @@ defmodule LiveCov.Test.Oracle do
       workload_dir: workload_dir,
       modules: modules,
       beams: beams,
-      maybe?: maybe?
+      maybe?: maybe?,
+      versioned: versioned()
     }
 
     load_originals!(build)
@@ -172,6 +216,41 @@ defmodule LiveCov.Test.Oracle do
     true = :code.add_patha(String.to_charlist(workload_dir))
     reload!(@workload, Path.join(workload_dir, "#{@workload}"))
     %{build | warnings: erl_warnings ++ ex_warnings ++ wl_warnings}
+  end
+
+  @doc """
+  Replaces the value of every `{key, value}` pair whose key is in `keys` by
+  `:known_difference`, anywhere in `term` (keys themselves are not walked), so results can
+  be compared everywhere else.
+  """
+  def mask(term, keys), do: do_mask(term, MapSet.new(keys))
+
+  defp do_mask({k, v}, keys) do
+    if MapSet.member?(keys, k), do: {k, :known_difference}, else: {k, do_mask(v, keys)}
+  end
+
+  defp do_mask(list, keys) when is_list(list), do: Enum.map(list, &do_mask(&1, keys))
+
+  defp do_mask(map, keys) when is_map(map) and not is_struct(map),
+    do: Map.new(map, fn {k, v} -> {k, do_mask(v, keys)} end)
+
+  defp do_mask(tuple, keys) when is_tuple(tuple),
+    do: tuple |> Tuple.to_list() |> do_mask(keys) |> List.to_tuple()
+
+  defp do_mask(other, _keys), do: other
+
+  @doc """
+  The clause-level `:calls` entries where `live` counts differ from `cover`'s:
+  `[{clause_key, cover_count, live_count}]`, sorted.
+  """
+  def clause_count_differences(cover, live) do
+    for {{m, :calls, :clause}, {:ok, expected}} <- cover.analyse,
+        {:ok, got} = Map.fetch!(live.analyse, {m, :calls, :clause}),
+        {{k, a}, {k, b}} <- Enum.zip(expected, got),
+        a != b do
+      {k, a, b}
+    end
+    |> Enum.sort()
   end
 
   @doc "Unloads the corpus and removes the build directory."
@@ -187,10 +266,20 @@ defmodule LiveCov.Test.Oracle do
   defp compile_erlang!(dir, maybe?) do
     include = Path.join([@fixtures, "erlang", "include"])
 
-    for src <- Path.wildcard(Path.join([@fixtures, "erlang", "*.erl"])), reduce: [] do
+    headers = Map.new(versioned_headers(), fn {m, min, _} -> {m, min} end)
+    in_corpus = versioned()
+
+    for src <- Path.wildcard(Path.join([@fixtures, "erlang", "*.erl"])),
+        mod = src |> Path.basename(".erl") |> String.to_atom(),
+        release() >= Map.get(headers, mod, 0),
+        reduce: [] do
       acc ->
-        mod = src |> Path.basename(".erl") |> String.to_atom()
-        write? = mod != @maybe_module or maybe?
+        write? =
+          cond do
+            mod == @maybe_module -> maybe?
+            Map.has_key?(headers, mod) -> mod in in_corpus
+            true -> true
+          end
 
         opts = [
           :debug_info,
@@ -212,20 +301,8 @@ defmodule LiveCov.Test.Oracle do
   end
 
   defp compile_elixir!(files, dir) do
-    previous = Code.compiler_options()
-    Code.compiler_options(debug_info: true, ignore_module_conflict: true)
-
-    try do
-      case Kernel.ParallelCompiler.compile_to_path(files, dir) do
-        {:ok, _mods, warnings} ->
-          warnings
-
-        {:error, errors, _warnings} ->
-          raise "oracle: cannot compile #{inspect(files)}: #{inspect(errors)}"
-      end
-    after
-      Code.compiler_options(Map.take(Map.new(previous), [:debug_info, :ignore_module_conflict]))
-    end
+    {_modules, warnings} = LiveCov.Test.ElixirBuild.compile_to_path!(files, dir)
+    warnings
   end
 
   defp beam_path(dir, mod), do: String.to_charlist(Path.join(dir, "#{mod}.beam"))
@@ -449,7 +526,7 @@ defmodule LiveCov.Test.Oracle do
   end
 
   defp workload(build) do
-    apply(@workload, :run, [build.maybe?])
+    apply(@workload, :run, [build.maybe?, build.versioned])
   rescue
     e -> {:oracle_crash, "workload " <> Exception.format(:error, e, __STACKTRACE__)}
   catch

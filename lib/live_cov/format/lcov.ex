@@ -17,7 +17,9 @@ defmodule LiveCov.Format.LCOV do
   Functions come from the input's `functions`; names are qualified with their
   module (`Mod.fun/arity`, Erlang `mod:fun/arity`). Entries of the same
   function in one file are merged (first line, summed count: one entry per
-  clause sums to the calls of the function).
+  clause sums to the calls of the function). A function's `FN:` line is its first
+  executable line (the first `DA:` line at or after the line it starts on): genhtml 2.x
+  refuses a function on a line without line data.
 
   Options:
 
@@ -44,7 +46,7 @@ defmodule LiveCov.Format.LCOV do
     relative? = Keyword.get(opts, :paths, :absolute) == :relative
 
     Enum.map(stats.files, fn f ->
-      fns = merged_functions(f.functions)
+      fns = f.functions |> merged_functions() |> anchored(executable_lines(f.source))
 
       [
         "TN:",
@@ -79,6 +81,18 @@ defmodule LiveCov.Format.LCOV do
       end)
 
     out
+  end
+
+  defp executable_lines(lines) do
+    for {%{coverage: c}, n} <- Enum.with_index(lines, 1), c != nil, do: n
+  end
+
+  defp anchored(fns, executable) do
+    fns
+    |> Enum.map(fn {name, line, count} ->
+      {name, Enum.find(executable, line, &(&1 >= line)), count}
+    end)
+    |> Enum.sort_by(fn {name, line, _} -> {line, name} end)
   end
 
   defp merged_functions(functions) do

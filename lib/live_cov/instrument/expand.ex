@@ -18,7 +18,14 @@ defmodule LiveCov.Instrument.Expand do
 
   The auxiliary variable is named `_1`, `_2`, ... (one number per rewritten
   operator in the form, skipping names already used as variables anywhere in
-  the form), exactly as cover names it.
+  the form). Unlike OTP 25-27's `cover`, a skipped name also moves the numbering on,
+  so two operators never share a temporary: with a variable `_1` in the function, cover
+  gives both of two operators `_2` and the module fails to compile ("variable '_2'
+  unsafe"). The names do not change which lines are executable.
+
+  On runtimes whose `cover` uses `sys_coverage` (OTP 27+), this rewrite runs first and
+  the runtime's own transform then finds no operator left to expand, so its naming bug
+  cannot bite (`LiveCov.Instrument.SysCoverage`).
 
   Pure: no side effects.
   """
@@ -44,7 +51,7 @@ defmodule LiveCov.Instrument.Expand do
 
   defp rewrite_node({:clause, _anno, _patterns, _guards, body}), do: rewrites?(body)
 
-  defp rewrite_node({kind, _anno, template, qualifiers}) when kind in [:lc, :bc] do
+  defp rewrite_node({kind, _anno, template, qualifiers}) when kind in [:lc, :bc, :mc] do
     rewrites?(template) or
       Enum.any?(qualifiers, &(not :erl_lint.is_guard_test(&1) and rewrites?(&1)))
   end
@@ -58,7 +65,7 @@ defmodule LiveCov.Instrument.Expand do
     {{:clause, anno, patterns, guards, body}, n}
   end
 
-  defp expand({kind, anno, template, qualifiers}, used, n) when kind in [:lc, :bc] do
+  defp expand({kind, anno, template, qualifiers}, used, n) when kind in [:lc, :bc, :mc] do
     {template, n} = expand(template, used, n)
     {qualifiers, n} = expand_qualifiers(qualifiers, used, n)
     {{kind, anno, template, qualifiers}, n}
@@ -67,13 +74,13 @@ defmodule LiveCov.Instrument.Expand do
   defp expand({:op, _anno, :andalso, left, right}, used, n) do
     {left, n} = expand(left, used, n)
     {right, n} = expand(right, used, n)
-    {to_case(left, right, {:atom, elem(left, 1), false}, used, n), n + 1}
+    to_case(left, right, {:atom, elem(left, 1), false}, used, n)
   end
 
   defp expand({:op, _anno, :orelse, left, right}, used, n) do
     {left, n} = expand(left, used, n)
     {right, n} = expand(right, used, n)
-    {to_case(left, {:atom, elem(left, 1), true}, right, used, n), n + 1}
+    to_case(left, {:atom, elem(left, 1), true}, right, used, n)
   end
 
   defp expand(tuple, used, n) when is_tuple(tuple) do
@@ -103,23 +110,28 @@ defmodule LiveCov.Instrument.Expand do
 
   defp expand_qualifiers([], _used, n), do: {[], n}
 
+  # The case and the next free number.
   defp to_case(subject, if_true, if_false, used, n) do
     anno = elem(subject, 1)
-    aux = {:var, anno, fresh_var(used, n)}
+    {name, taken} = fresh_var(used, n)
+    aux = {:var, anno, name}
     error = {:remote, anno, {:atom, anno, :erlang}, {:atom, anno, :error}}
 
-    {:case, anno, subject,
-     [
-       {:clause, anno, [{:atom, anno, true}], [], [if_true]},
-       {:clause, anno, [{:atom, anno, false}], [], [if_false]},
-       {:clause, :erl_anno.set_generated(true, anno), [aux], [],
-        [{:call, anno, error, [{:tuple, anno, [{:atom, anno, :badarg}, aux]}]}]}
-     ]}
+    case_expr =
+      {:case, anno, subject,
+       [
+         {:clause, anno, [{:atom, anno, true}], [], [if_true]},
+         {:clause, anno, [{:atom, anno, false}], [], [if_false]},
+         {:clause, :erl_anno.set_generated(true, anno), [aux], [],
+          [{:call, anno, error, [{:tuple, anno, [{:atom, anno, :badarg}, aux]}]}]}
+       ]}
+
+    {case_expr, taken + 1}
   end
 
   defp fresh_var(used, n) do
     name = String.to_atom("_" <> Integer.to_string(n))
-    if MapSet.member?(used, name), do: fresh_var(used, n + 1), else: name
+    if MapSet.member?(used, name), do: fresh_var(used, n + 1), else: {name, n}
   end
 
   defp collect_vars({:var, _anno, name}, acc) when name != :_, do: MapSet.put(acc, name)

@@ -65,6 +65,7 @@ defmodule LiveCov.Format.LCOVTest do
     assert {found, hits} == {stats.sloc, stats.hits}
   end
 
+  # The fixture's functions start on their `def` lines; FN: names the first executable line.
   test "exact record for calc.ex" do
     stats = Fx.stats()
     text = stats |> LCOV.render([]) |> IO.iodata_to_binary()
@@ -74,9 +75,9 @@ defmodule LiveCov.Format.LCOVTest do
              """
              TN:
              SF:#{path}
-             FN:4,ReportApp.Calc.add/2
-             FN:8,ReportApp.Calc.divide/2
-             FN:16,ReportApp.Calc.sum/1
+             FN:5,ReportApp.Calc.add/2
+             FN:9,ReportApp.Calc.divide/2
+             FN:17,ReportApp.Calc.sum/1
              FNDA:4,ReportApp.Calc.add/2
              FNDA:2,ReportApp.Calc.divide/2
              FNDA:1,ReportApp.Calc.sum/1
@@ -94,7 +95,7 @@ defmodule LiveCov.Format.LCOVTest do
 
   test "Erlang functions use mod:fun/arity" do
     text = Fx.stats() |> LCOV.render([]) |> IO.iodata_to_binary()
-    assert text =~ "FN:4,report_app_erl:classify/1\n"
+    assert text =~ "FN:5,report_app_erl:classify/1\n"
   end
 
   test "relative paths and test name" do

@@ -18,7 +18,7 @@ defmodule DemoApp.Application do
     [
       port: port(),
       bind_address: {127, 0, 0, 1},
-      server_name: 'demo_app',
+      server_name: ~c"demo_app",
       server_root: tmp,
       document_root: tmp,
       modules: [DemoApp.Router]

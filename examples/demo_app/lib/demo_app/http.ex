@@ -7,7 +7,7 @@ defmodule DemoApp.Http do
 
     head = [
       code: status,
-      content_type: 'application/json',
+      content_type: ~c"application/json",
       content_length: body |> IO.iodata_length() |> Integer.to_charlist()
     ]
 
