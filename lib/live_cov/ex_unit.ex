@@ -25,6 +25,11 @@ defmodule LiveCov.ExUnit do
   Attribution is by time: everything counted while a test runs is credited to it, so tests
   of `async: true` modules that run at the same time share what they ran. Use it with
   `async: false` modules (or `mix test --max-cases 1`) for exact per-test data.
+
+  A test of a parameterized module (ExUnit 1.18+, `use ExUnit.Case, parameterize: [...]`)
+  runs once per parameter map; each run is recorded apart, as `{module, test, parameters}`
+  (`parameters:` in `tests_covering/2`, `covered_by/3`, `delta/3`), so the runs never
+  overwrite each other.
   """
 
   alias LiveCov.{Analyse, Registry, Snapshot, Table, Util}
@@ -33,7 +38,7 @@ defmodule LiveCov.ExUnit do
   @tests :live_cov_ex_unit_tests
   @slots :live_cov_ex_unit_slots
 
-  @type test_id :: {module, atom}
+  @type test_id :: {module, atom} | {module, atom, map}
 
   defmacro __using__(_opts) do
     quote do
@@ -70,12 +75,34 @@ defmodule LiveCov.ExUnit do
 
   @doc false
   # `on_exit` registers the callback that runs when the test is over.
-  def record(%{module: module, test: test}, on_exit) do
+  def record(%{module: module, test: test} = context, on_exit) do
     if :ets.whereis(@tests) == :undefined, do: start()
     before = Table.snapshot()
-    id = {module, test}
+    id = test_id(module, test, parameters(context))
     on_exit.({__MODULE__, id}, fn -> finish(id, before) end)
     :ok
+  end
+
+  defp test_id(module, test, nil), do: {module, test}
+  defp test_id(module, test, parameters), do: {module, test, parameters}
+
+  # The parameter map of this run of a parameterized module (merged into the context by
+  # ExUnit 1.18+; the module's config lists the maps), or nil.
+  defp parameters(%{module: module} = context) do
+    config =
+      if function_exported?(module, :__ex_unit__, 1),
+        do: module.__ex_unit__(:config),
+        else: %{}
+
+    case config do
+      %{parameterize: [_ | _] = all} ->
+        Enum.find(all, fn p -> is_map(p) and Map.take(context, Map.keys(p)) == p end)
+
+      _ ->
+        nil
+    end
+  rescue
+    _ -> nil
   end
 
   @doc false
@@ -157,9 +184,9 @@ defmodule LiveCov.ExUnit do
   defp slim(info), do: %{info | original: nil, instrumented: nil, cache: nil}
 
   @doc """
-  The tests that ran `file` at `line`: `[%{module:, test:, file:, count:}]`, sorted. `file`
-  is a source path as compiled (absolute) or a path relative to the project root (matched
-  as a suffix).
+  The tests that ran `file` at `line`: `[%{module:, test:, file:, count:}]` (plus
+  `parameters:` for a run of a parameterized module), sorted. `file` is a source path as
+  compiled (absolute) or a path relative to the project root (matched as a suffix).
   """
   @spec tests_covering(Path.t(), pos_integer) :: [map]
   def tests_covering(file, line) when is_integer(line) do
@@ -168,8 +195,11 @@ defmodule LiveCov.ExUnit do
     @lines
     |> Util.ets_match_object({{:_, line}, :_, :_})
     |> Enum.filter(fn {{source, _}, _, _} -> same_file?(source, file) end)
-    |> Enum.map(fn {{source, _}, {m, t}, n} -> %{module: m, test: t, file: source, count: n} end)
-    |> Enum.sort_by(&{&1.module, &1.test, &1.file})
+    |> Enum.map(fn
+      {{source, _}, {m, t}, n} -> %{module: m, test: t, file: source, count: n}
+      {{source, _}, {m, t, p}, n} -> %{module: m, test: t, parameters: p, file: source, count: n}
+    end)
+    |> Enum.sort_by(&{&1.module, &1.test, Map.get(&1, :parameters), &1.file})
   end
 
   defp same_file?(nil, _), do: false
@@ -179,10 +209,14 @@ defmodule LiveCov.ExUnit do
       String.ends_with?(source, "/" <> Path.relative(file))
   end
 
-  @doc "What one test ran: `%{source_file => %{line => count}}`, or `nil` if not recorded."
-  @spec covered_by(module, atom) :: %{String.t() => %{pos_integer => pos_integer}} | nil
-  def covered_by(module, test) do
-    case Util.ets_lookup(@tests, {module, test}) do
+  @doc """
+  What one test ran (the run with `parameters` of a parameterized module):
+  `%{source_file => %{line => count}}`, or `nil` if not recorded.
+  """
+  @spec covered_by(module, atom, map | nil) ::
+          %{String.t() => %{pos_integer => pos_integer}} | nil
+  def covered_by(module, test, parameters \\ nil) do
+    case Util.ets_lookup(@tests, test_id(module, test, parameters)) do
       [{_, %{files: files}}] -> files
       [] -> nil
     end
@@ -191,9 +225,9 @@ defmodule LiveCov.ExUnit do
   @doc """
   What one test ran, as a `LiveCov.Snapshot` (the delta of its modules), or `nil`.
   """
-  @spec delta(module, atom) :: Snapshot.t() | nil
-  def delta(module, test) do
-    case Util.ets_lookup(@tests, {module, test}) do
+  @spec delta(module, atom, map | nil) :: Snapshot.t() | nil
+  def delta(module, test, parameters \\ nil) do
+    case Util.ets_lookup(@tests, test_id(module, test, parameters)) do
       [{_, %{modules: mods}}] ->
         infos = mods |> Map.keys() |> Enum.map(&Registry.lookup/1) |> Enum.reject(&is_nil/1)
         {metas, _} = Snapshot.metas_of(infos)
@@ -205,7 +239,7 @@ defmodule LiveCov.ExUnit do
               do: {meta, mods[info.module].counts}
 
         %Snapshot{
-          provenance: [Snapshot.origin(labels: [test: "#{inspect(module)} #{test}"])],
+          provenance: [Snapshot.origin(labels: [test: test_label(module, test, parameters)])],
           metas: Map.new(pairs, fn {m, _} -> {m.hash, m} end),
           counts: Map.new(pairs, fn {m, c} -> {m.hash, c} end)
         }
@@ -215,7 +249,13 @@ defmodule LiveCov.ExUnit do
     end
   end
 
-  @doc "Every recorded test: `%{{module, test} => %{source_file => %{line => count}}}`."
+  defp test_label(module, test, nil), do: "#{inspect(module)} #{test}"
+  defp test_label(module, test, p), do: "#{inspect(module)} #{test} #{inspect(p)}"
+
+  @doc """
+  Every recorded test: `%{{module, test} => %{source_file => %{line => count}}}` (the key
+  of a run of a parameterized module is `{module, test, parameters}`).
+  """
   @spec results() :: %{test_id => map}
   def results, do: @tests |> Util.ets_tab2list() |> Map.new(fn {id, %{files: f}} -> {id, f} end)
 

@@ -44,9 +44,11 @@ defmodule LiveCov.MixTool do
       `mix test --cover` of the same build loads instead of compiling).
     * `:export` (or `mix test --cover --export-coverage NAME`) - instead of reporting, writes
       the raw data to `OUTPUT/NAME.livecov.json` (line data and the sources: renders
-      anywhere) and `OUTPUT/NAME.livecov` (a LiveCov snapshot: exact builds, mergeable);
-      render later with `mix live_cov.report --input OUTPUT/NAME.livecov.json`, or merge
-      partitions with `mix live_cov.report -i OUTPUT/a.livecov -i OUTPUT/b.livecov`.
+      anywhere), `OUTPUT/NAME.livecov` (a LiveCov snapshot: exact builds, mergeable) and
+      `OUTPUT/NAME.coverdata` (cover's format of the running OTP, read by Elixir's
+      `mix test.coverage` and excoveralls' `--import-cover`); render later with
+      `mix live_cov.report --input OUTPUT/NAME.livecov.json`, or merge partitions with
+      `mix live_cov.report -i OUTPUT/a.livecov -i OUTPUT/b.livecov`.
 
   ## Export format
 
@@ -242,8 +244,15 @@ defmodule LiveCov.MixTool do
     base = Path.join(Keyword.get(opts, :output, "cover"), name)
     {:ok, path} = ok!(write_export(base <> @export_ext))
     {:ok, %{path: snap}} = ok!(LiveCov.export(base <> @snapshot_ext, counts: :all))
-    [path, snap] = Enum.map([path, snap], &Path.relative_to_cwd/1)
-    Mix.shell().info("Exported LiveCov data to #{path} (with the sources) and #{snap}")
+    # cover's own format, for `mix test.coverage` and excoveralls' --import-cover.
+    coverdata = base <> ".coverdata"
+    :ok = ok!(LiveCov.Cover.export(coverdata))
+    [path, snap, coverdata] = Enum.map([path, snap, coverdata], &Path.relative_to_cwd/1)
+
+    Mix.shell().info(
+      "Exported LiveCov data to #{path} (with the sources), #{snap} and #{coverdata}"
+    )
+
     Mix.shell().info("Render it with: mix live_cov.report --input #{path}")
     Mix.shell().info("Merge partitions with: mix live_cov.report -i #{snap} -i OTHER.livecov")
   end

@@ -7,6 +7,9 @@ defmodule LiveCov.CoverOracleTempsTest do
   """
   use ExUnit.Case, async: false
 
+  # Fixtures compiled while the tests run.
+  @compile {:no_warn_undefined, [:oracle_erl_temps, :oracle_erl_temps_twin]}
+
   @source Path.expand("../fixtures/oracle/erlang/oracle_erl_temps.erl", __DIR__)
   @analyses for a <- [:calls, :coverage], l <- [:module, :function, :clause, :line], do: {a, l}
 
@@ -80,6 +83,7 @@ defmodule LiveCov.CoverOracleTempsTest do
     expected = analyses(:cover, :oracle_erl_temps_twin)
     :ok = :cover.stop()
 
+    LiveCov.Cover.stop()
     {:ok, _} = LiveCov.Cover.start()
     assert {:ok, :oracle_erl_temps} = LiveCov.Cover.compile_beam(:oracle_erl_temps)
     assert :oracle_erl_temps.run() == expected_values

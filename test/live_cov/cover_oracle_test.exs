@@ -213,7 +213,7 @@ defmodule LiveCov.CoverOracleTest do
       clauses = MapSet.new(diffs, fn {{_, f, a, c}, _, _} -> {f, a, c} end)
       on = for {f, a, c, l} <- sites, {f, a, c} in clauses, l != 0, uniq: true, do: l
       assert [line] = on, "#{inspect(m)}: the differing clauses span lines #{inspect(on)}"
-      assert {{m, line}, _} = List.keyfind(lines, {m, line}, 0)
+      assert {{^m, ^line}, _} = List.keyfind(lines, {m, line}, 0)
 
       assert diffs |> Enum.map(&elem(&1, 1)) |> Enum.sum() ==
                diffs |> Enum.map(&elem(&1, 2)) |> Enum.sum()

@@ -127,13 +127,13 @@ defmodule LiveCov.CoverdataTest do
       entries = [
         %{
           module: :big_mod,
-          file: '/x/big_mod.beam',
+          file: ~c"/x/big_mod.beam",
           clauses: clauses,
           bumps: Enum.reverse(bumps)
         },
         %{
           module: :small,
-          file: '/x/small.beam',
+          file: ~c"/x/small.beam",
           clauses: [{:small, :g, 0, 1, 1}],
           bumps: [{{:bump, :small, :g, 0, 1, 3}, 0}]
         }
@@ -203,7 +203,7 @@ defmodule LiveCov.CoverdataTest do
       end
 
       data =
-        rec.({:file, :m, 'm.beam'}) <>
+        rec.({:file, :m, ~c"m.beam"}) <>
           rec.({:m, [{:m, :f, 0, 1, 1}]}) <>
           rec.({{:bump, :m, :f, 0, 1, 5}, 2}) <> rec.({{:bump, :m, :f, 0, 1, 5}, 3})
 
@@ -268,9 +268,9 @@ defmodule LiveCov.CoverdataTest do
                {:error, {:not_cover_compiled, :nope}}
 
       {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
-      bad = '/proc/no/such/dir/x.coverdata'
+      bad = ~c"/proc/no/such/dir/x.coverdata"
       assert {:error, {:cant_open_file, ^bad, :enoent}} = LiveCov.Cover.export(bad)
-      missing = '/no/such/file.coverdata'
+      missing = ~c"/no/such/file.coverdata"
       assert LiveCov.Cover.import(missing) == {:error, {:cant_open_file, missing, :enoent}}
       assert LiveCov.Cover.imported() == []
       assert LiveCov.Cover.imported_modules() == []
@@ -283,7 +283,7 @@ defmodule LiveCov.CoverdataTest do
 
     test "export of an imported-only module writes its imported data", %{dir: dir} do
       {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
-      apply(:snap_fx2, :hello, ['y'])
+      apply(:snap_fx2, :hello, [~c"y"])
       {:ok, _} = LiveCov.export(Path.join(dir, "s.lcsnap"))
       LiveCov.stop()
       {:ok, _} = LiveCov.import(Path.join(dir, "s.lcsnap"))

@@ -70,7 +70,7 @@ defmodule LiveCov.ImportedTest do
 
   test "data of a module not instrumented yet waits for it" do
     {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
-    apply(:snap_fx2, :hello, ['a'])
+    apply(:snap_fx2, :hello, [~c"a"])
     snap = LiveCov.snapshot()
     LiveCov.stop()
 
@@ -84,10 +84,10 @@ defmodule LiveCov.ImportedTest do
 
   test "imports of several snapshots of the same build sum; the same one twice is refused" do
     {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
-    apply(:snap_fx2, :hello, ['a'])
+    apply(:snap_fx2, :hello, [~c"a"])
     a = LiveCov.dump_and_reset(labels: [part: 1])
-    apply(:snap_fx2, :hello, ['b'])
-    apply(:snap_fx2, :hello, ['c'])
+    apply(:snap_fx2, :hello, [~c"b"])
+    apply(:snap_fx2, :hello, [~c"c"])
     b = LiveCov.dump_and_reset(labels: [part: 2])
 
     assert {:ok, _} = Imported.import_snapshot(a)

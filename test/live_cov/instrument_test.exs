@@ -26,6 +26,9 @@ defmodule LiveCov.InstrumentTest do
   # Loads and reloads modules, uses cover: global state.
   use ExUnit.Case, async: false
 
+  # Fixtures compiled while the tests run.
+  @compile {:no_warn_undefined, [:instr_erl, LiveCovFixture.InstrEx]}
+
   alias LiveCov.Instrument
   alias LiveCov.Instrument.{Forms, Rewrite}
   alias LiveCov.InstrumentTest.FakeBump

@@ -433,6 +433,7 @@ defmodule LiveCov.MixTool.EndToEndTest do
     assert status == 0, out
     assert File.regular?(Path.join(dir, "cover/part1.livecov.json"))
     assert File.regular?(Path.join(dir, "cover/part1.livecov"))
+    assert File.regular?(Path.join(dir, "cover/part1.coverdata"))
     assert out =~ "Exported LiveCov data to cover/part1.livecov.json (with the sources)"
     refute out =~ "[TOTAL]"
     refute File.exists?(Path.join(dir, "cover/lcov.info"))
@@ -478,6 +479,21 @@ defmodule LiveCov.MixTool.EndToEndTest do
     assert status == 0, out
     lcov = File.read!(Path.join(dir, "merged/lcov.info"))
     assert lcov =~ "DA:5,2\nDA:9,0\nDA:12,0\nDA:16,2\nLF:4\nLH:2\n"
+  end
+
+  test "Elixir's own mix test.coverage reads the .coverdata export of this OTP", %{project: dir} do
+    File.rm_rf!(Path.join(dir, "cover"))
+    {out, status} = mix(dir, ~w(test --cover --export-coverage only))
+    assert status == 0, out
+    assert File.regular?(Path.join(dir, "cover/only.coverdata"))
+
+    # mix test.coverage (Mix's task, real :cover underneath) imports every cover/*.coverdata.
+    {out, status} = mix(dir, ~w(test.coverage), [{"FIXTURE_THRESHOLD", "40"}])
+    assert status == 0, out
+    assert out =~ "Importing cover results: cover/only.coverdata"
+    assert out =~ ~r/\d+\.\d\d%\s*\|\s*FixtureApp\.Calc\n/
+    assert out =~ ~r/\d+\.\d\d%\s*\|\s*Total\n/
+    refute out =~ "case_clause"
   end
 
   test "mix live_cov.report in a fresh VM without --input explains what to do",

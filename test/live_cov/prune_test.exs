@@ -1,6 +1,9 @@
 defmodule LiveCov.PruneTest do
   use ExUnit.Case, async: false
 
+  # Fixtures compiled while the tests run.
+  @compile {:no_warn_undefined, [:prune_full, :prune_loop, LiveCovOracle.Workload]}
+
   alias LiveCov.{Counts, ModuleInfo, Prune, Registry}
   alias LiveCov.Test.{FixtureBuild, Oracle, Peers}
 

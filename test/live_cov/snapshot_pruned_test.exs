@@ -2,6 +2,9 @@ defmodule LiveCov.SnapshotPrunedTest do
   # Snapshots of adaptive coverage (mode: :coverage): the pruned sites travel with the counts.
   use ExUnit.Case, async: false
 
+  # Fixtures compiled while the tests run.
+  @compile {:no_warn_undefined, [:prune_loop]}
+
   alias LiveCov.{Imported, Prune, Registry, Snapshot}
   alias LiveCov.Test.FixtureBuild
 

@@ -215,7 +215,7 @@ defmodule LiveCov.SnapshotTest do
 
       # A flipped byte in the body: the checksum catches it.
       flip = fn bin, i ->
-        <<a::binary-size(i), b, c::binary>> = bin
+        {a, <<b, c::binary>>} = :erlang.split_binary(bin, i)
         a <> <<Bitwise.bxor(b, 0x10)>> <> c
       end
 

@@ -4,6 +4,9 @@ defmodule LiveCov.Instrument.SysCoverageTest do
   # Uses OTP's cover (a global server) as the oracle.
   use ExUnit.Case, async: false
 
+  # Fixtures compiled while the tests run.
+  @compile {:no_warn_undefined, [:lc_temps]}
+
   alias LiveCov.Instrument.{Forms, Rewrite, SysCoverage}
   alias LiveCov.Test.InstrFixtures
 
