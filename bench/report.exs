@@ -6,7 +6,7 @@
 # render each format, CPU time of the VM and wall clock, and the size of each output.
 
 defmodule LiveCov.Bench.Report do
-  alias LiveCov.{Format, Stats}
+  alias LiveCov.{Formats, Stats}
 
   # Typical Elixir lines, with the usual share of characters HTML, XML and JSON must escape.
   @templates [
@@ -35,7 +35,7 @@ defmodule LiveCov.Bench.Report do
       {build_cpu, build_wall, stats} = measure(fn -> Stats.build(data, root: dir) end)
 
       rows =
-        for {name, mod} <- Enum.sort(Format.formats()) do
+        for {name, mod} <- Enum.sort(Formats.formats()) do
           {cpu, wall, bytes} = measure(fn -> stats |> mod.render([]) |> IO.iodata_length() end)
           {name, cpu, wall, bytes}
         end

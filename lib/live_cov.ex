@@ -16,11 +16,9 @@ defmodule LiveCov do
   LiveCov (see `LiveCov.MixTool`).
   """
 
-  alias LiveCov.{Analyse, Registry, Stats}
+  alias LiveCov.{Registry, Report, Session, Stats}
 
   require LiveCov.Nodes
-
-  @stats_opts Stats.known_opts()
 
   @typedoc "An application name, a module, a beam file, a directory of beams, or a list of them."
   @type target :: atom | Path.t() | charlist | [target]
@@ -67,118 +65,10 @@ defmodule LiveCov do
   def start(compile_path, opts) when is_binary(compile_path) and is_list(opts) do
     if Keyword.get(opts, :tool) == __MODULE__,
       do: LiveCov.MixTool.start(compile_path, opts),
-      else: do_start(compile_path, opts)
+      else: Session.start(compile_path, opts)
   end
 
-  def start(target, opts) when is_list(opts), do: do_start(target, opts)
-
-  defp do_start(target, opts) do
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-
-    with {:ok, mode, prune_opts} <- mode_opts(opts),
-         {:ok, targets, skipped, apps} <- resolve(List.wrap(target), {[], [], []}) do
-      nodes = start_nodes(opts)
-
-      {ok, failed} =
-        targets
-        |> Registry.instrument(
-          [mode: mode] ++ Keyword.take(opts, [:optimize, :cache, :cache_dir])
-        )
-        |> Enum.reduce({[], []}, fn
-          {:ok, m}, {ok, failed} -> {[m | ok], failed}
-          {:error, t, {kind, msg}}, {ok, failed} -> {ok, [skip(t, kind, msg) | failed]}
-        end)
-
-      if mode == :coverage, do: :ok = LiveCov.Prune.configure(prune_opts)
-
-      %{
-        instrumented: Enum.reverse(ok),
-        skipped: skipped ++ Enum.reverse(failed),
-        applications: apps
-      }
-      |> put_nodes(nodes)
-    end
-  end
-
-  defp mode_opts(opts) do
-    case Keyword.get(opts, :mode, :counts) do
-      mode when mode in [:counts, :coverage] ->
-        with {:ok, prune} <- LiveCov.Prune.validate(Keyword.get(opts, :prune, [])),
-             do: {:ok, mode, prune}
-
-      other ->
-        {:error,
-         {:invalid_option,
-          "mode: #{inspect(other)} is not a coverage mode; use mode: :counts (exact counts) " <>
-            "or mode: :coverage (adaptive, bumps removed once hit)"}}
-    end
-  end
-
-  # Expands applications and directories into modules and beam files.
-  defp resolve([], {targets, skipped, apps}),
-    do: {:ok, Enum.uniq(Enum.reverse(targets)), Enum.reverse(skipped), Enum.reverse(apps)}
-
-  defp resolve([t | rest], {targets, skipped, apps})
-       when is_atom(t) and t not in [nil, true, false] do
-    case app_modules(t) do
-      {:ok, mods} -> resolve(rest, {Enum.reverse(mods, targets), skipped, [t | apps]})
-      :not_an_app -> resolve(rest, {[t | targets], skipped, apps})
-    end
-  end
-
-  defp resolve([t | rest], acc) when is_list(t) and t != [] do
-    if List.ascii_printable?(t),
-      do: resolve([List.to_string(t) | rest], acc),
-      else: resolve(t ++ rest, acc)
-  end
-
-  defp resolve([t | rest], {targets, skipped, apps}) when is_binary(t) do
-    cond do
-      File.dir?(t) ->
-        beams = t |> Path.join("*.beam") |> Path.wildcard() |> Enum.sort()
-        resolve(rest, {Enum.reverse(beams, targets), skipped, apps})
-
-      File.regular?(t) ->
-        resolve(rest, {[t | targets], skipped, apps})
-
-      true ->
-        msg = "#{t} is neither a directory of .beam files nor a .beam file: check the path"
-        resolve(rest, {targets, [skip(t, :no_beam, msg) | skipped], apps})
-    end
-  end
-
-  defp resolve([t | _], _acc) do
-    {:error,
-     {:bad_target,
-      "cannot instrument #{inspect(t)}: give an application name, a module, a beam file, " <>
-        "a directory of beams, or a list of them"}}
-  end
-
-  defp app_modules(app) do
-    case :application.load(app) do
-      :ok ->
-        {:ok, Application.spec(app, :modules) || []}
-
-      {:error, {:already_loaded, ^app}} ->
-        {:ok, Application.spec(app, :modules) || []}
-
-      {:error, _} ->
-        :not_an_app
-    end
-  end
-
-  defp skip(target, kind, message), do: %{target: target, kind: kind, message: message}
-
-  defp start_nodes(opts) do
-    if nodes = opts[:nodes], do: LiveCov.Nodes.start_nodes(nodes)
-  end
-
-  defp put_nodes(summary, nil), do: summary
-
-  defp put_nodes(summary, {_started, failed}) do
-    errors = for {n, {kind, message}} <- failed, do: %{node: n, kind: kind, message: message}
-    Map.merge(summary, %{nodes: LiveCov.Nodes.which_nodes(), node_errors: errors})
-  end
+  def start(target, opts) when is_list(opts), do: Session.start(target, opts)
 
   @doc """
   Restores every instrumented module's original code and frees the counters. Processes still
@@ -191,17 +81,14 @@ defmodule LiveCov do
           still_running: [{module, [pid]}],
           failed: [{module, {atom, String.t()}}]
         }
-  def stop do
-    _ = LiveCov.Nodes.stop_nodes(:all)
-    Registry.restore(:all)
-  end
+  def stop, do: Session.stop()
 
   @doc """
   Zeroes every counter. In `mode: :coverage`, sites already removed from the code keep their
   counts (they ran, and nothing would count them again); see `LiveCov.Prune.reset/0`.
   """
   @spec reset() :: :ok
-  def reset, do: with(:ok <- LiveCov.Prune.reset(), do: LiveCov.Nodes.reset(:all))
+  def reset, do: Session.reset()
 
   @doc """
   Adaptive coverage (`mode: :coverage`): reloads every module with newly hit sites without
@@ -226,25 +113,7 @@ defmodule LiveCov do
   ran (reports can show them as "hit").
   """
   @spec module_data(keyword) :: [Stats.module_data()]
-  def module_data(_opts \\ []) do
-    infos = Registry.modules()
-    all_counts = LiveCov.Counts.collect(infos)
-    # Imported data of a coverage-mode run has frozen counters: the sum is not exact.
-    inexact = LiveCov.Imported.pruned_modules(infos)
-
-    for info <- infos do
-      counts = Map.fetch!(all_counts, info.module)
-
-      %{
-        module: info.module,
-        source: info.source,
-        lines: Analyse.lines(info, counts),
-        functions: Analyse.functions(info, counts),
-        exact: info.mode != :coverage and not MapSet.member?(inexact, info.module),
-        pruned_lines: LiveCov.Prune.pruned_lines(info)
-      }
-    end
-  end
+  def module_data(opts \\ []), do: Report.module_data(opts)
 
   @doc """
   The coverage report: `%LiveCov.Stats{coverage:, sloc:, hits:, misses:, files: [...]}`.
@@ -253,25 +122,19 @@ defmodule LiveCov do
   were compiled to where they are now; `ignore_modules:`, `skip_files:`, `root:`.
   """
   @spec report(keyword) :: Stats.t() | {:error, {atom, String.t()}}
-  def report(opts \\ []), do: Stats.build(module_data(opts), Keyword.take(opts, @stats_opts))
+  def report(opts \\ []), do: Report.build(opts)
 
   @doc "Total line coverage in percent, one decimal."
   @spec total_coverage(keyword) :: float | {:error, {atom, String.t()}}
-  def total_coverage(opts \\ []) do
-    with %Stats{} = stats <- report(opts), do: stats.coverage
-  end
+  def total_coverage(opts \\ []), do: Report.total_coverage(opts)
 
   @doc """
   Writes several report formats to `dir` from one snapshot of the counters, e.g.
   `LiveCov.write([:html, :lcov, :cobertura], "cover")`. Returns `{:ok, paths}`.
-  Formats: #{LiveCov.Format.formats() |> Map.keys() |> Enum.sort() |> Enum.map_join(", ", &"`#{inspect(&1)}`")}.
+  Formats: #{LiveCov.Formats.formats() |> Map.keys() |> Enum.sort() |> Enum.map_join(", ", &"`#{inspect(&1)}`")}.
   """
   @spec write([atom], Path.t(), keyword) :: {:ok, [Path.t()]} | {:error, {atom, String.t()}}
-  def write(formats, dir, opts \\ []) do
-    with %Stats{} = stats <- report(opts) do
-      LiveCov.Report.Writer.write(stats, formats, dir, opts)
-    end
-  end
+  def write(formats, dir, opts \\ []), do: Report.write(formats, dir, opts)
 
   # On a node covered by another node (see LiveCov.Nodes) these answer
   # {:error, {:not_main_node, message}}.
@@ -320,7 +183,7 @@ defmodule LiveCov do
   @spec dump_and_reset(keyword) :: LiveCov.Snapshot.t()
   def dump_and_reset(opts \\ []) do
     case Keyword.pop(opts, :key) do
-      {nil, opts} -> LiveCov.Snapshot.build(Keyword.put(opts, :take, true))
+      {nil, opts} -> LiveCov.Dumps.dump(opts)
       {key, opts} -> key |> LiveCov.Dumps.take(opts) |> elem(1)
     end
   end

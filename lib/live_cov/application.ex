@@ -9,6 +9,10 @@ defmodule LiveCov.Application do
     # The agent's supervisor (empty until the agent runs) comes last.
     children = children ++ [LiveCov.Agent.Supervisor]
 
+    # The seams: counts beyond this node's table, and who follows what the registry does.
+    :ok = LiveCov.Counts.put_sources([LiveCov.Nodes, LiveCov.Imported])
+    :ok = LiveCov.Registry.put_listeners([LiveCov.Nodes])
+
     with {:ok, pid} <-
            Supervisor.start_link(children, strategy: :one_for_one, name: LiveCov.Supervisor) do
       # Starts the HTTP agent when `config :live_cov, :agent` asks for it (never fatal).

@@ -32,12 +32,15 @@ defmodule LiveCov.Counts do
   @spec of(ModuleInfo.t()) :: [non_neg_integer]
   def of(info), do: collect([info]) |> Map.fetch!(info.module)
 
-  # Modules that contribute counts beyond the local table, when they are present.
-  defp sources do
-    Enum.filter([LiveCov.Nodes, LiveCov.Imported], fn mod ->
-      Code.ensure_loaded?(mod) and function_exported?(mod, :counts, 1)
-    end)
-  end
+  @doc """
+  Sets the sources (`LiveCov.Counts.Source` modules) whose counts are added to this node's
+  table. The application wires them at start.
+  """
+  @spec put_sources([module]) :: :ok
+  def put_sources(modules) when is_list(modules),
+    do: :persistent_term.put({__MODULE__, :sources}, modules)
+
+  defp sources, do: :persistent_term.get({__MODULE__, :sources}, [])
 
   @doc "Element-wise sum of two count lists (`nil` adds nothing)."
   @spec add([non_neg_integer], [non_neg_integer] | nil) :: [non_neg_integer]

@@ -18,7 +18,7 @@ defmodule LiveCov.Cover do
     (reloading unloads their library), sticky and preloaded modules, LiveCov's own modules.
   """
 
-  alias LiveCov.{Analyse, Counts, Registry, Table}
+  alias LiveCov.{Analyse, Counts, Coverdata, Registry, Table}
 
   require LiveCov.Nodes
 
@@ -293,17 +293,82 @@ defmodule LiveCov.Cover do
   does) to `file` in cover's own `.coverdata` format, which `:cover.import/1`,
   `mix test.coverage` and excoveralls read. `:ok` or `{:error, {:cant_open_file, file, reason}}`.
   """
-  def export(file), do: LiveCov.Coverdata.export(file, :_)
+  def export(file), do: export(file, :_)
 
-  @doc "Like `export/1` for one module; `{:error, {:not_cover_compiled, module}}` if unknown."
-  def export(file, module), do: LiveCov.Coverdata.export(file, module)
+  @doc """
+  Like `export/1` for one module (`:_`: all); `{:error, {:not_cover_compiled, module}}` if
+  unknown. As cover, imported data is written too: the build loaded here, else the
+  imported build with most counts. The file has the format of the running OTP.
+  """
+  @spec export(Path.t() | charlist, module | :_) :: :ok | {:error, term}
+  def export(file, module) do
+    infos = Registry.modules()
+    infos = if module == :_, do: infos, else: Enum.filter(infos, &(&1.module == module))
+    loaded = MapSet.new(infos, & &1.module)
+    imported = LiveCov.Imported.snapshot()
+
+    imported_only =
+      for {m, _} <- LiveCov.Snapshot.choose(imported, loaded: MapSet.new()),
+          not MapSet.member?(loaded, m),
+          module == :_ or m == module,
+          do: m
+
+    if module != :_ and infos == [] and imported_only == [] do
+      {:error, {:not_cover_compiled, module}}
+    else
+      {metas, _skipped} = LiveCov.Snapshot.metas_of(infos)
+      counts = Counts.collect(infos)
+
+      live =
+        for {info, %LiveCov.Snapshot.Meta{hash: h} = meta} <- Enum.zip(infos, metas), h != nil do
+          Coverdata.entry(meta, Map.fetch!(counts, info.module))
+        end
+
+      others =
+        imported
+        |> Coverdata.entries(loaded: MapSet.new())
+        |> Enum.filter(&(&1.module in imported_only))
+
+      write_entries(file, live ++ others)
+    end
+  end
+
+  defp write_entries(file, entries) do
+    case File.write(file, Coverdata.encode(entries)) do
+      :ok -> :ok
+      {:error, reason} -> {:error, {:cant_open_file, file, reason}}
+    end
+  end
 
   @doc """
   Imports a `.coverdata` file written by `:cover.export/1,2` or `export/1,2` (or a LiveCov
   snapshot): its counts add to those of the same modules. `:ok`, or
   `{:error, {:cant_open_file, file, reason}}`; the same data twice is not imported again.
   """
-  def import(file), do: LiveCov.Coverdata.import(file)
+  @spec import(Path.t() | charlist) :: :ok | {:error, term}
+  def import(file) do
+    case File.read(to_string(file)) do
+      {:error, reason} ->
+        {:error, {:cant_open_file, file, reason}}
+
+      {:ok, data} ->
+        # A LiveCov snapshot is told by its magic bytes; anything else is read as cover's
+        # format, so a damaged file gets a .coverdata error.
+        format = if match?(<<0x89, "LiveCov", _::binary>>, data), do: :snapshot, else: :coverdata
+
+        case LiveCov.Imported.import_file(file, format: format) do
+          {:ok, _summary} ->
+            :ok
+
+          {:error, {:already_imported, msg}} ->
+            IO.puts("WARNING: #{msg}")
+            :ok
+
+          error ->
+            error
+        end
+    end
+  end
 
   @doc "The imported files (absolute names), as `:cover.imported/0`."
   def imported, do: LiveCov.Imported.imported()

@@ -19,7 +19,7 @@ defmodule LiveCov.Coverdata do
   sites alone (`LiveCov.Imported` matches it to an instrumented module with the same sites).
   """
 
-  alias LiveCov.{Counts, Imported, Native, Registry, Snapshot, Table}
+  alias LiveCov.{Native, Snapshot, Table}
   alias LiveCov.Snapshot.Meta
 
   @zero_md5 <<0::128>>
@@ -77,7 +77,9 @@ defmodule LiveCov.Coverdata do
     end
   end
 
-  defp entry(%Meta{module: m} = meta, counts) do
+  @doc "The cover entry of one build (`meta`) with its `counts`."
+  @spec entry(Meta.t(), [non_neg_integer]) :: entry
+  def entry(%Meta{module: m} = meta, counts) do
     %{
       module: m,
       file: cover_file(meta),
@@ -266,84 +268,5 @@ defmodule LiveCov.Coverdata do
       {{m, _}, _, {:error, {_kind, msg}}}, _ ->
         {:halt, {:error, {:bad_coverdata, "module #{inspect(m)}: #{msg}"}}}
     end)
-  end
-
-  ## The cover facade (LiveCov.Cover.export/1,2, import/1)
-
-  @doc """
-  `:cover.export/1,2`: writes the counts of every instrumented module (`:_`) or of one
-  module as a `.coverdata` file, with imported data as cover does (the build loaded here,
-  else the imported build with most counts). Returns `:ok`,
-  `{:error, {:not_cover_compiled, module}}` or `{:error, {:cant_open_file, file, reason}}`.
-  """
-  @spec export(Path.t() | charlist, module | :_) :: :ok | {:error, term}
-  def export(file, module \\ :_) do
-    infos = Registry.modules()
-    infos = if module == :_, do: infos, else: Enum.filter(infos, &(&1.module == module))
-    loaded = MapSet.new(infos, & &1.module)
-    imported = Imported.snapshot()
-
-    imported_only =
-      for {m, _} <- Snapshot.choose(imported, loaded: MapSet.new()),
-          not MapSet.member?(loaded, m),
-          module == :_ or m == module,
-          do: m
-
-    if module != :_ and infos == [] and imported_only == [] do
-      {:error, {:not_cover_compiled, module}}
-    else
-      {metas, _skipped} = Snapshot.metas_of(infos)
-      counts = Counts.collect(infos)
-
-      live =
-        for {info, %Meta{hash: h} = meta} <- Enum.zip(infos, metas), h != nil do
-          entry(meta, Map.fetch!(counts, info.module))
-        end
-
-      others =
-        imported
-        |> entries(loaded: MapSet.new())
-        |> Enum.filter(&(&1.module in imported_only))
-
-      write_entries(file, live ++ others)
-    end
-  end
-
-  defp write_entries(file, entries) do
-    case File.write(file, encode(entries)) do
-      :ok -> :ok
-      {:error, reason} -> {:error, {:cant_open_file, file, reason}}
-    end
-  end
-
-  @doc """
-  `:cover.import/1`: imports a `.coverdata` file (or a LiveCov snapshot). Returns `:ok` or
-  `{:error, {:cant_open_file, file, reason}}` as cover; a file whose data was already
-  imported prints a warning and is not imported again (as cover does for the same file);
-  a damaged file is `{:error, {kind, message}}` (cover would crash).
-  """
-  @spec import(Path.t() | charlist) :: :ok | {:error, term}
-  def import(file) do
-    case File.read(to_string(file)) do
-      {:error, reason} ->
-        {:error, {:cant_open_file, file, reason}}
-
-      {:ok, data} ->
-        # A LiveCov snapshot is told by its magic bytes; anything else is read as cover's
-        # format, so a damaged file gets a .coverdata error.
-        format = if match?(<<0x89, "LiveCov", _::binary>>, data), do: :snapshot, else: :coverdata
-
-        case Imported.import_file(file, format: format) do
-          {:ok, _summary} ->
-            :ok
-
-          {:error, {:already_imported, msg}} ->
-            IO.puts("WARNING: #{msg}")
-            :ok
-
-          error ->
-            error
-        end
-    end
   end
 end

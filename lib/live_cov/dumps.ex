@@ -34,6 +34,11 @@ defmodule LiveCov.Dumps do
     GenServer.call(__MODULE__, {:take, key, opts}, :infinity)
   end
 
+  @doc "An unkeyed dump-and-reset: every counter of this node read and zeroed in one step."
+  @spec dump(keyword) :: Snapshot.t()
+  def dump(opts \\ []),
+    do: Snapshot.build(opts |> Keyword.delete(:key) |> Keyword.put(:take, true))
+
   @doc """
   Forgets `key` (its dump could not be delivered and its counts were given back to the
   table: a retry must dump again).
@@ -71,7 +76,7 @@ defmodule LiveCov.Dumps do
         {:reply, {:replayed, snap}, kept}
 
       nil ->
-        snap = LiveCov.dump_and_reset(Keyword.delete(opts, :key))
+        snap = dump(opts)
         {:reply, {:new, snap}, Enum.take([{key, now, snap} | kept], @keep)}
     end
   end

@@ -20,6 +20,8 @@ defmodule LiveCov.Imported do
   """
   use GenServer
 
+  @behaviour LiveCov.Counts.Source
+
   alias LiveCov.{Coverdata, ModuleInfo, Registry, Snapshot, Table, Util}
   alias LiveCov.Snapshot.Meta
 
@@ -129,6 +131,7 @@ defmodule LiveCov.Imported do
   `%{module => [count]}`. Modules without matching imported data are absent.
   """
   @spec counts([LiveCov.ModuleInfo.t()]) :: %{module => [non_neg_integer]}
+  @impl LiveCov.Counts.Source
   def counts([]), do: %{}
 
   def counts(infos) do

@@ -66,7 +66,7 @@ defmodule LiveCov.MixTool do
   sites) without the sources; snapshots of several runs merge (`LiveCov.Snapshot.merge/1`).
   """
 
-  alias LiveCov.Stats
+  alias LiveCov.{Snapshot, Stats}
   alias LiveCov.Report.Writer
 
   @default_threshold 90
@@ -104,7 +104,10 @@ defmodule LiveCov.MixTool do
   def start(compile_path, opts) do
     Mix.shell().info("Instrumenting modules with LiveCov ...")
 
-    case LiveCov.start(beams(compile_path), Keyword.take(opts, [:optimize, :cache, :cache_dir])) do
+    case LiveCov.Session.start(
+           beams(compile_path),
+           Keyword.take(opts, [:optimize, :cache, :cache_dir])
+         ) do
       {:error, {_kind, message}} ->
         Mix.raise("LiveCov could not instrument #{compile_path}: #{message}")
 
@@ -159,7 +162,7 @@ defmodule LiveCov.MixTool do
   end
 
   defp results_after_suite(opts) do
-    stats = build!(LiveCov.report(Keyword.take(opts, @stats_keys)))
+    stats = build!(LiveCov.Report.build(Keyword.take(opts, @stats_keys)))
 
     case Keyword.get(opts, :summary, true) do
       falsy when falsy in [false, nil] -> :ok
@@ -243,7 +246,10 @@ defmodule LiveCov.MixTool do
   defp export_after_suite(name, opts) do
     base = Path.join(Keyword.get(opts, :output, "cover"), name)
     {:ok, path} = ok!(write_export(base <> @export_ext))
-    {:ok, %{path: snap}} = ok!(LiveCov.export(base <> @snapshot_ext, counts: :all))
+
+    {:ok, %{path: snap}} =
+      ok!(Snapshot.write(Snapshot.build(counts: :all), base <> @snapshot_ext))
+
     # cover's own format, for `mix test.coverage` and excoveralls' --import-cover.
     coverdata = base <> ".coverdata"
     :ok = ok!(LiveCov.Cover.export(coverdata))
@@ -271,7 +277,7 @@ defmodule LiveCov.MixTool do
   """
   @spec export_data() :: map
   def export_data do
-    modules = LiveCov.module_data()
+    modules = LiveCov.Report.module_data()
 
     sources =
       for %{source: s} <- modules, is_binary(s) and s != "", uniq: true, into: %{} do

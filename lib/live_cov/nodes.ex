@@ -24,6 +24,9 @@ defmodule LiveCov.Nodes do
   """
   use GenServer
 
+  @behaviour LiveCov.Counts.Source
+  @behaviour LiveCov.Registry.Listener
+
   require Logger
 
   alias LiveCov.{Counts, ModuleInfo, Registry, Table}
@@ -126,9 +129,16 @@ defmodule LiveCov.Nodes do
   ## Hooks for LiveCov.Counts, LiveCov.Registry and the facades
 
   @doc "Counts of the given modules on all covered nodes, pulled now: `%{module => [count]}`."
+  @impl LiveCov.Counts.Source
   @spec counts([ModuleInfo.t()]) :: %{module => [non_neg_integer]}
   def counts([]), do: %{}
   def counts(infos), do: call({:counts, slots(infos)}, %{})
+
+  @impl LiveCov.Registry.Listener
+  def instrumented(infos), do: distribute(infos)
+
+  @impl LiveCov.Registry.Listener
+  def restored(modules), do: remove(modules)
 
   @doc "Loads newly instrumented modules on every covered node."
   @spec distribute([ModuleInfo.t()]) :: :ok

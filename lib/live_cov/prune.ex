@@ -165,19 +165,6 @@ defmodule LiveCov.Prune do
   end
 
   @doc """
-  The cache kept for a coverage-mode module: what recompiling needs (compile options, source,
-  rewritten forms), as one binary so reading a `LiveCov.ModuleInfo` from ETS stays cheap.
-  """
-  @spec cache(Forms.t(), [tuple], keyword) :: binary
-  def cache(%Forms{} = forms, munged, opts \\ []) do
-    compile_opts = Keyword.take(opts, [:optimize])
-
-    :erlang.term_to_binary({%{forms | forms: [], binary: nil}, munged, compile_opts}, [
-      :compressed
-    ])
-  end
-
-  @doc """
   Lines of `info` whose every site was removed (they ran; reports can say "hit" for them).
   """
   @spec pruned_lines(ModuleInfo.t()) :: [pos_integer]
@@ -618,10 +605,10 @@ defmodule LiveCov.Prune do
   ## Cache and counts
 
   defp cached(%ModuleInfo{cache: cache} = info) when is_binary(cache) do
-    {forms, munged, compile_opts} = :erlang.binary_to_term(cache)
-    {:ok, forms, munged, compile_opts}
-  rescue
-    ArgumentError -> rebuild(info)
+    case LiveCov.Instrument.Recipe.decode(cache) do
+      {:ok, forms, munged, compile_opts} -> {:ok, forms, munged, compile_opts}
+      :error -> rebuild(info)
+    end
   end
 
   defp cached(info), do: rebuild(info)

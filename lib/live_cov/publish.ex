@@ -163,7 +163,7 @@ defmodule LiveCov.Publish do
         invalid("stats: must be a %LiveCov.Stats{}, got: #{inspect(other, limit: 3)}")
 
       :error ->
-        case LiveCov.report(Keyword.take(opts, @stats_opts)) do
+        case LiveCov.Report.build(Keyword.take(opts, @stats_opts)) do
           %Stats{} = stats -> {:ok, stats}
           {:error, _} = error -> error
         end

@@ -129,8 +129,8 @@ defmodule LiveCov.Registry do
         {{:error, reason}, target} -> {:error, target, reason}
       end)
 
-    # Covered remote nodes load the new instrumented modules too.
-    _ = LiveCov.Nodes.distribute(for {:ok, module} <- results, do: lookup(module))
+    # Listeners (covered remote nodes) follow.
+    notify(:instrumented, for({:ok, module} <- results, do: lookup(module)))
     {:reply, results, %{state | started: true}}
   end
 
@@ -192,8 +192,7 @@ defmodule LiveCov.Registry do
         end
       end)
 
-    # Covered remote nodes restore them too.
-    _ = LiveCov.Nodes.remove(result.restored)
+    notify(:restored, result.restored)
     {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
@@ -270,7 +269,7 @@ defmodule LiveCov.Registry do
            instrumented: binary,
            instrumented_at: System.system_time(:millisecond),
            mode: mode,
-           cache: if(mode == :coverage, do: LiveCov.Prune.cache(forms, munged, opts))
+           cache: if(mode == :coverage, do: LiveCov.Instrument.Recipe.encode(forms, munged, opts))
          )}
       else
         error ->
@@ -289,5 +288,22 @@ defmodule LiveCov.Registry do
 
     :ets.insert(@table, {module, info})
     {:ok, module}
+  end
+
+  @doc """
+  Sets the `LiveCov.Registry.Listener` modules told about every change. The application
+  wires them at start.
+  """
+  @spec put_listeners([module]) :: :ok
+  def put_listeners(modules) when is_list(modules),
+    do: :persistent_term.put({__MODULE__, :listeners}, modules)
+
+  defp notify(_event, []), do: :ok
+
+  defp notify(event, items) do
+    for listener <- :persistent_term.get({__MODULE__, :listeners}, []),
+        do: apply(listener, event, [items])
+
+    :ok
   end
 end

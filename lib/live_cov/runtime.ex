@@ -16,7 +16,7 @@ defmodule LiveCov.Runtime do
   def generation do
     case :persistent_term.get({__MODULE__, :generation}, nil) do
       nil ->
-        gen = if LiveCov.Instrument.SysCoverage.available?(), do: :otp27, else: :otp25
+        gen = if sys_coverage?(), do: :otp27, else: :otp25
         :persistent_term.put({__MODULE__, :generation}, gen)
         gen
 
@@ -44,6 +44,12 @@ defmodule LiveCov.Runtime do
       native ->
         native
     end
+  end
+
+  @doc "True when the running OTP has `sys_coverage:cover_transform/2` (OTP 27+)."
+  @spec sys_coverage? :: boolean
+  def sys_coverage? do
+    Code.ensure_loaded?(:sys_coverage) and function_exported?(:sys_coverage, :cover_transform, 2)
   end
 
   @doc "The running OTP release as an integer (25, 27, ...)."

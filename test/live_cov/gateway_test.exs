@@ -392,7 +392,7 @@ defmodule LiveCov.GatewayTest do
       assert headers["content-security-policy"] =~ "script-src 'self'"
 
       assert page =~
-               ~s(id="total-coverage" data-coverage="#{LiveCov.Format.pct(svc["coverage"])}")
+               ~s(id="total-coverage" data-coverage="#{LiveCov.Format.Text.pct(svc["coverage"])}")
 
       assert page =~ ~s(data-file="gw_unit_fx.erl" data-coverage="80.0">80.0%)
 

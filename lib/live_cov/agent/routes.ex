@@ -186,7 +186,7 @@ defmodule LiveCov.Agent.Routes do
   defp format(name) do
     case Enum.find(@content_types, fn {k, _} -> Atom.to_string(k) == name end) do
       {format, _} ->
-        {:ok, mod} = LiveCov.Format.fetch(format)
+        {:ok, mod} = LiveCov.Formats.fetch(format)
         {:ok, format, mod}
 
       nil ->

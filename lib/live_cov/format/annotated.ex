@@ -52,7 +52,7 @@ defmodule LiveCov.Format.Annotated do
       "File generated from ",
       f.path,
       " by LiveCov ",
-      LiveCov.Format.timestamp(stats),
+      LiveCov.Format.Text.timestamp(stats),
       missing,
       "\n\n",
       @stars,

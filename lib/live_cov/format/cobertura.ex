@@ -17,7 +17,7 @@ defmodule LiveCov.Format.Cobertura do
 
   @behaviour LiveCov.Format
 
-  import LiveCov.Format, only: [escape_xml: 1]
+  import LiveCov.Format.Text, only: [escape_xml: 1]
 
   @impl true
   def name, do: :cobertura
@@ -89,7 +89,7 @@ defmodule LiveCov.Format.Cobertura do
   end
 
   defp method(fun, qualify?) do
-    name = if qualify?, do: LiveCov.Format.qualified_name(fun), else: fun.name
+    name = if qualify?, do: LiveCov.Format.Text.qualified_name(fun), else: fun.name
 
     {name, signature} =
       case String.split(name, "/", parts: 2) do

@@ -25,7 +25,7 @@ defmodule LiveCov.Format.HTML do
 
   @behaviour LiveCov.Format
 
-  import LiveCov.Format, only: [pct: 1, escape_xml: 1]
+  import LiveCov.Format.Text, only: [pct: 1, escape_xml: 1]
 
   @css_path Path.expand("../../../priv/report/report.css", __DIR__)
   @js_path Path.expand("../../../priv/report/report.js", __DIR__)
@@ -68,7 +68,7 @@ defmodule LiveCov.Format.HTML do
       " relevant lines covered &middot; ",
       Integer.to_string(length(stats.files)),
       " files &middot; generated ",
-      escape_xml(LiveCov.Format.timestamp(stats)),
+      escape_xml(LiveCov.Format.Text.timestamp(stats)),
       "</p>\n",
       missing_note(stats),
       inexact_note(stats),
@@ -182,7 +182,7 @@ defmodule LiveCov.Format.HTML do
   end
 
   defp lines(lines, id) do
-    texts = lines |> Enum.map(& &1.source) |> LiveCov.Format.escape_xml_lines()
+    texts = lines |> Enum.map(& &1.source) |> LiveCov.Format.Text.escape_xml_lines()
     anchor = id <> "-L"
     rows(lines, texts, anchor, 1, [])
   end

@@ -61,7 +61,7 @@ defmodule LiveCov.Format.JSON do
       sloc: s.sloc,
       hits: s.hits,
       misses: s.misses,
-      generated_at: LiveCov.Format.timestamp(s),
+      generated_at: LiveCov.Format.Text.timestamp(s),
       exact: s.exact,
       root: s.root,
       missing_sources: s.missing_sources,

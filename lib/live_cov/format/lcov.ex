@@ -108,7 +108,7 @@ defmodule LiveCov.Format.LCOV do
 
   # Commas separate fields and newlines records: neither may appear in a name.
   defp fn_name(f),
-    do: f |> LiveCov.Format.qualified_name() |> String.replace([",", "\r", "\n"], "_")
+    do: f |> LiveCov.Format.Text.qualified_name() |> String.replace([",", "\r", "\n"], "_")
 
   defp line_safe(path), do: String.replace(path, ["\r", "\n"], "_")
 end

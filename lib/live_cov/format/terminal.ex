@@ -24,7 +24,7 @@ defmodule LiveCov.Format.Terminal do
 
   @behaviour LiveCov.Format
 
-  import LiveCov.Format, only: [pct: 1]
+  import LiveCov.Format.Text, only: [pct: 1]
 
   @impl true
   def name, do: :terminal

@@ -395,6 +395,14 @@ defmodule LiveCov.Instrument.Munge do
     {{kind, anno, template, qualifiers}, state}
   end
 
+  # Map comprehensions (OTP 26): key and value each in a block, as for a template.
+  defp munge_expr({:mc, anno, {:map_field_assoc, fanno, key, value}, qualifiers}, state) do
+    template = {:map_field_assoc, fanno, as_block(key), as_block(value)}
+    {template, state} = munge_expr(template, state)
+    {qualifiers, state} = munge_qualifiers(qualifiers, state, [])
+    {{:mc, anno, template, qualifiers}, state}
+  end
+
   defp munge_expr({:block, anno, body}, state) do
     {body, state} = munge_body(body, state)
     {{:block, anno, body}, state}
@@ -484,7 +492,7 @@ defmodule LiveCov.Instrument.Munge do
   ## Comprehension qualifiers
 
   defp munge_qualifiers([{kind, anno, pattern, expr} | rest], state, acc)
-       when kind in [:generate, :b_generate] do
+       when kind in [:generate, :b_generate, :m_generate] do
     {munged, state2} = munge_expr(expr, state)
     add_qualifier(rest, elem(expr, 1), {kind, anno, pattern, munged}, state, state2, acc)
   end

@@ -29,9 +29,7 @@ defmodule LiveCov.Instrument.SysCoverage do
 
   @doc "True when the running OTP has `sys_coverage:cover_transform/2`."
   @spec available? :: boolean
-  def available? do
-    Code.ensure_loaded?(:sys_coverage) and function_exported?(:sys_coverage, :cover_transform, 2)
-  end
+  def available?, do: LiveCov.Runtime.sys_coverage?()
 
   @doc """
   Same contract as `LiveCov.Instrument.Munge.transform/2`. `native:` (default: the

@@ -28,7 +28,7 @@ defmodule LiveCov.Report.Writer do
   `:render_failed`, `:mkdir_failed` or `:write_failed`.
   """
 
-  alias LiveCov.Format
+  alias LiveCov.Formats
 
   @writer_opts [:format_opts, :filenames, :split]
 
@@ -117,7 +117,7 @@ defmodule LiveCov.Report.Writer do
 
   defp resolve(formats) do
     Enum.reduce_while(formats, {:ok, []}, fn f, {:ok, acc} ->
-      case Format.fetch(f) do
+      case Formats.fetch(f) do
         {:ok, mod} -> {:cont, {:ok, acc ++ [mod]}}
         err -> {:halt, err}
       end
@@ -128,7 +128,8 @@ defmodule LiveCov.Report.Writer do
     end
   end
 
-  defp valid, do: Format.formats() |> Map.keys() |> Enum.sort() |> Enum.map_join(", ", &inspect/1)
+  defp valid,
+    do: Formats.formats() |> Map.keys() |> Enum.sort() |> Enum.map_join(", ", &inspect/1)
 
   defp mkdir(dir) do
     dir = Path.expand(dir)

@@ -83,6 +83,31 @@ defmodule LiveCov.Instrument.MungeTest do
       "only cover: #{inspect(MapSet.difference(cover, ours) |> Enum.sort())}"
   end
 
+  describe "against the runtime's transform (OTP 27+)" do
+    if not LiveCov.Instrument.SysCoverage.available?(),
+      do: @describetag(skip: "OTP 27+ (sys_coverage)")
+
+    # This rewrite runs on OTP 25-26 only; there it must place the sites sys_coverage places
+    # (OTP 27's rules are OTP 26's for these forms), map comprehensions included. Forms newer
+    # than OTP 26 (multi-valued templates) are left to the runtime's own transform.
+    test "the same sites on every oracle fixture up to OTP 28's forms" do
+      build = LiveCov.Test.Oracle.build!()
+
+      try do
+        newer = for {m, min, _} <- LiveCov.Test.Oracle.versioned_headers(), min >= 29, do: m
+
+        for {m, path} <- build.beams, m not in newer do
+          {:ok, forms} = Forms.fetch(path)
+          {:ok, _, ours, _} = Munge.transform(forms.forms, m)
+          {:ok, _, theirs, []} = LiveCov.Instrument.SysCoverage.transform(forms.forms, m)
+          assert ours == theirs, inspect(m)
+        end
+      after
+        LiveCov.Test.Oracle.cleanup(build)
+      end
+    end
+  end
+
   describe "rules" do
     test "included functions are not instrumented, main-file ones are", %{beams: beams} do
       {:ok, forms} = Forms.fetch(beams[:instr_erl])

@@ -193,7 +193,7 @@ defmodule LiveCov.Report.ConsumersTest do
       assert console_lines(err) == []
 
       for f <- stats.files do
-        assert dom =~ ~s(data-file="#{f.filename}">#{LiveCov.Format.pct(f.coverage)}%</span>)
+        assert dom =~ ~s(data-file="#{f.filename}">#{LiveCov.Format.Text.pct(f.coverage)}%</span>)
       end
 
       assert dom =~ ~s(id="total-coverage" class="pct cov-mid">71.4%</span>)

@@ -38,7 +38,7 @@ defmodule LiveCov.Report.WriterTest do
              ~w(coverage.txt coverage.COVER.out coverage.html lcov.info cobertura.xml coveralls.json coverage.json)
 
     for {fmt, path} <- Enum.zip(formats, paths) do
-      mod = LiveCov.Format.formats()[fmt]
+      mod = LiveCov.Formats.formats()[fmt]
       expected = mod.render(stats, if(fmt == :terminal, do: [colors: false], else: []))
       assert File.read!(path) == IO.iodata_to_binary(expected), "#{fmt}"
     end
