@@ -86,6 +86,8 @@ defmodule LiveCov.MixProject do
       start_permanent: Mix.env() == :prod,
       deps: [],
       test_coverage: [ignore_modules: []],
+      # Fixtures and support files live under test/ too; they are not test files.
+      test_ignore_filters: [&String.starts_with?(&1, ["test/fixtures/", "test/support/"])],
       preferred_cli_env: ["live_cov.bench": :test]
     ]
   end

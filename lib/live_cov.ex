@@ -84,6 +84,22 @@ defmodule LiveCov do
   def stop, do: Session.stop()
 
   @doc """
+  Like `stop/0` for part of what is instrumented: `target` is an application, a module or a
+  list of them; its instrumented modules get their original code back (here and on covered
+  nodes), the others stay instrumented and keep counting. Modules of `target` that are not
+  instrumented are ignored.
+
+      LiveCov.stop(:my_app)
+      LiveCov.stop([MyApp.Router, MyApp.Repo])
+  """
+  @spec stop(atom | [atom]) :: %{
+          restored: [module],
+          still_running: [{module, [pid]}],
+          failed: [{module, {atom, String.t()}}]
+        }
+  def stop(target), do: Session.stop(target)
+
+  @doc """
   Zeroes every counter. In `mode: :coverage`, sites already removed from the code keep their
   counts (they ran, and nothing would count them again); see `LiveCov.Prune.reset/0`.
   """
@@ -139,7 +155,7 @@ defmodule LiveCov do
   # On a node covered by another node (see LiveCov.Nodes) these answer
   # {:error, {:not_main_node, message}}.
   LiveCov.Nodes.main_node_only(
-    [start: 2, stop: 0, reset: 0, prune: 0, report: 1, total_coverage: 1, write: 3],
+    [start: 2, stop: 0, stop: 1, reset: 0, prune: 0, report: 1, total_coverage: 1, write: 3],
     :message
   )
 

@@ -120,6 +120,26 @@ defmodule LiveCov.Session do
     Registry.restore(:all)
   end
 
+  @doc "See `LiveCov.stop/1`: the instrumented modules of `target` only."
+  def stop(target) do
+    target
+    |> List.wrap()
+    |> Enum.flat_map(&modules_of/1)
+    |> Enum.uniq()
+    |> Enum.filter(&Registry.lookup/1)
+    |> Registry.restore()
+  end
+
+  # An application's modules (from its .app file), else the atom as a module.
+  defp modules_of(name) when is_atom(name) do
+    case app_modules(name) do
+      {:ok, mods} -> mods
+      :not_an_app -> [name]
+    end
+  end
+
+  defp modules_of(_other), do: []
+
   @doc "See `LiveCov.reset/0`."
   def reset, do: with(:ok <- LiveCov.Prune.reset(), do: LiveCov.Nodes.reset(:all))
 end

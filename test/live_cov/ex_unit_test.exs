@@ -78,8 +78,9 @@ defmodule LiveCov.ExUnitTest do
     assert LiveCov.ExUnit.covered_by(FakeTest, :"test reset") == %{src => %{6 => 1}}
   end
 
-  @tag timeout: 120_000
-  test "use LiveCov.ExUnit in a real ExUnit run", %{fixtures: fixtures} do
+  # Runs an ExUnit suite in a fresh `elixir` VM with :snap_fx instrumented and
+  # LiveCov.ExUnit started; `body` defines the test module and prints what to check.
+  defp run_suite(fixtures, body) do
     ebin = :code.lib_dir(:live_cov) |> Path.join("ebin")
 
     script = """
@@ -89,28 +90,36 @@ defmodule LiveCov.ExUnitTest do
     {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
     LiveCov.ExUnit.start()
     ExUnit.start(autorun: false, formatters: [])
-
-    defmodule ClassifyTest do
-      use ExUnit.Case
-      use LiveCov.ExUnit
-      test "negative", do: assert(:snap_fx.classify(-5) == :negative)
-      test "zero", do: assert(:snap_fx.classify(0) == :zero)
-      test "odd", do: assert(:snap_fx.classify(7) == :odd)
-    end
-
-    %{failures: 0} = ExUnit.run()
-    src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
-    result = for l <- [9, 11, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), & &1.test)}
-    IO.puts("RESULT " <> inspect(result))
     """
 
     path =
       Path.join(System.tmp_dir!(), "live_cov_exunit_#{System.unique_integer([:positive])}.exs")
 
-    File.write!(path, script)
+    File.write!(path, script <> body)
     {out, status} = System.cmd("elixir", [path], stderr_to_stdout: true)
     File.rm(path)
     assert status == 0, out
+    out
+  end
+
+  @tag timeout: 120_000
+  test "use LiveCov.ExUnit in a real ExUnit run", %{fixtures: fixtures} do
+    out =
+      run_suite(fixtures, """
+      defmodule ClassifyTest do
+        use ExUnit.Case
+        use LiveCov.ExUnit
+        test "negative", do: assert(:snap_fx.classify(-5) == :negative)
+        test "zero", do: assert(:snap_fx.classify(0) == :zero)
+        test "odd", do: assert(:snap_fx.classify(7) == :odd)
+      end
+
+      %{failures: 0} = ExUnit.run()
+      src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
+      result = for l <- [9, 11, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), & &1.test)}
+      IO.puts("RESULT " <> inspect(result))
+      """)
+
     assert out =~ ~s(RESULT [{9, [:"test negative"]}, {11, [:"test zero"]}, {15, [:"test odd"]}])
   end
 
@@ -119,38 +128,22 @@ defmodule LiveCov.ExUnitTest do
   if not @parameterize?, do: @tag(skip: "parameterized test modules are ExUnit 1.18+")
   @tag timeout: 120_000
   test "each run of a parameterized module is recorded apart", %{fixtures: fixtures} do
-    ebin = :code.lib_dir(:live_cov) |> Path.join("ebin")
+    out =
+      run_suite(fixtures, """
+      defmodule ParamTest do
+        use ExUnit.Case, parameterize: [%{n: -5}, %{n: 7}]
+        use LiveCov.ExUnit
+        test "classify", %{n: n}, do: assert(:snap_fx.classify(n) in [:negative, :odd])
+      end
 
-    script = """
-    Code.prepend_path(#{inspect(ebin)})
-    Code.prepend_path(#{inspect(fixtures)})
-    {:ok, _} = Application.ensure_all_started(:live_cov)
-    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
-    LiveCov.ExUnit.start()
-    ExUnit.start(autorun: false, formatters: [])
-
-    defmodule ParamTest do
-      use ExUnit.Case, parameterize: [%{n: -5}, %{n: 7}]
-      use LiveCov.ExUnit
-      test "classify", %{n: n}, do: assert(:snap_fx.classify(n) in [:negative, :odd])
-    end
-
-    %{failures: 0} = ExUnit.run()
-    src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
-    result = for l <- [9, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), &{&1.test, &1.parameters})}
-    expected = [{9, [{:"test classify", %{n: -5}}]}, {15, [{:"test classify", %{n: 7}}]}]
-    IO.puts("RESULT " <> inspect(result == expected) <> " " <> inspect(result))
-    IO.puts("KEYS " <> inspect(LiveCov.ExUnit.results() |> Map.keys() |> Enum.sort()))
-    IO.puts("ONE " <> inspect(LiveCov.ExUnit.covered_by(ParamTest, :"test classify", %{n: 7}) |> Map.values()))
-    """
-
-    path =
-      Path.join(System.tmp_dir!(), "live_cov_exunit_#{System.unique_integer([:positive])}.exs")
-
-    File.write!(path, script)
-    {out, status} = System.cmd("elixir", [path], stderr_to_stdout: true)
-    File.rm(path)
-    assert status == 0, out
+      %{failures: 0} = ExUnit.run()
+      src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
+      result = for l <- [9, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), &{&1.test, &1.parameters})}
+      expected = [{9, [{:"test classify", %{n: -5}}]}, {15, [{:"test classify", %{n: 7}}]}]
+      IO.puts("RESULT " <> inspect(result == expected) <> " " <> inspect(result))
+      IO.puts("KEYS " <> inspect(LiveCov.ExUnit.results() |> Map.keys() |> Enum.sort()))
+      IO.puts("ONE " <> inspect(LiveCov.ExUnit.covered_by(ParamTest, :"test classify", %{n: 7}) |> Map.values()))
+      """)
 
     assert out =~ "RESULT true "
 

@@ -141,7 +141,9 @@ defmodule LiveCov.SnapshotTest do
 
       {ends, _} =
         Enum.map_reduce(1..3, 0, fn _, pos ->
-          <<_::binary-size(pos), _tag::binary-size(4), len::little-64, _::binary>> = body
+          {_, <<_tag::binary-size(4), len::little-64, _::binary>>} =
+            :erlang.split_binary(body, pos)
+
           stop = pos + 12 + len
           {32 + stop, stop}
         end)

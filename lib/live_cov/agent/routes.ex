@@ -77,9 +77,7 @@ defmodule LiveCov.Agent.Routes do
         {:ok, name} ->
           with {:ok, [app]} <- resolve_apps([name], check_refused: false),
                :ok <- main_node() do
-            mods = Application.spec(app, :modules) || []
-            instrumented = for m <- mods, Registry.lookup(m) != nil, do: m
-            stopped(Registry.restore(instrumented))
+            stopped(LiveCov.stop(app))
           end
       end
     end
