@@ -28,7 +28,7 @@ Code.require_file("support/bench_helpers.exs", __DIR__)
 defmodule LiveCov.Bench.Adaptive do
   @moduledoc false
 
-  alias LiveCov.{ModuleInfo, Registry}
+  alias LiveCov.{Instrumented, ModuleInfo}
 
   import LiveCov.Bench.Helpers, only: [cpu_model: 0, fmt_int: 1]
 
@@ -132,7 +132,7 @@ defmodule LiveCov.Bench.Adaptive do
         acc =
           if tool == :coverage and r == 1 do
             {ms, summary} = timed(fn -> LiveCov.prune() end)
-            %{acc | prune: {ms, summary, Registry.lookup(m)}}
+            %{acc | prune: {ms, summary, Instrumented.lookup(m)}}
           else
             acc
           end
@@ -169,7 +169,7 @@ defmodule LiveCov.Bench.Adaptive do
   end
 
   defp bumps(_mode, m) do
-    {:ok, counts} = LiveCov.Table.read(Registry.lookup(m).slot)
+    {:ok, counts} = LiveCov.Table.read(Instrumented.lookup(m).slot)
     Enum.sum(counts)
   end
 

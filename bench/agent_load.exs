@@ -62,7 +62,7 @@ defmodule LiveCov.Bench.AgentLoad do
     {app, dir, mods} = build_app(nmods, nfuns)
     %{instrumented: inst, skipped: []} = LiveCov.start(app)
     true = length(inst) == nmods
-    sites = Enum.sum(for m <- inst, do: LiveCov.ModuleInfo.size(LiveCov.Registry.lookup(m)))
+    sites = Enum.sum(for m <- inst, do: LiveCov.ModuleInfo.size(LiveCov.Instrumented.lookup(m)))
 
     {:ok, agent} =
       LiveCov.Agent.start(port: 0, token: @token, max_clients: max(256, clients + 16))

@@ -894,9 +894,9 @@ defmodule LiveCov.Bench.Scale.Child do
 
   defp instrument_fixtures("live_cov", _quiet) do
     [{:ok, @hot_instr}, {:ok, @work_instr}] =
-      LiveCov.Registry.instrument([@hot_instr, @work_instr])
+      LiveCov.Pipeline.instrument([@hot_instr, @work_instr])
 
-    [{:ok, @work_full}] = LiveCov.Registry.instrument([@work_full], optimize: :full)
+    [{:ok, @work_full}] = LiveCov.Pipeline.instrument([@work_full], optimize: :full)
   end
 
   defp instrument_fixtures(cover, quiet) do
@@ -1150,7 +1150,10 @@ defmodule LiveCov.Bench.Scale.Child do
   defp instrument(%{tool: "live_cov" <> _} = state, targets) do
     {time, summary} = timed(fn -> LiveCov.start(targets) end)
     mods = summary.instrumented
-    sites = mods |> Enum.map(&LiveCov.ModuleInfo.size(LiveCov.Registry.lookup(&1))) |> Enum.sum()
+
+    sites =
+      mods |> Enum.map(&LiveCov.ModuleInfo.size(LiveCov.Instrumented.lookup(&1))) |> Enum.sum()
+
     r = %{time: tm(time), ok: length(mods), failed: length(summary.skipped), sites: sites}
     {r, Map.update(state, :modules, mods, &(&1 ++ mods))}
   end
@@ -1279,7 +1282,7 @@ defmodule LiveCov.Bench.Scale.Child do
 
   defp memory("live_cov" <> _) do
     word = :erlang.system_info(:wordsize)
-    infos = LiveCov.Registry.modules()
+    infos = LiveCov.Instrumented.modules()
     sites = infos |> Enum.map(&LiveCov.ModuleInfo.size/1) |> Enum.sum()
 
     ets =

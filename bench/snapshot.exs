@@ -148,7 +148,7 @@ defmodule LiveCov.Bench.Snapshot do
 
   defp livecov_side(n, sites, reps, dir, tag) do
     per = div(sites, 100)
-    # Stands in for the registry's ETS table (LiveCov.Registry.modules/0 copies from one).
+    # Stands in for the registry's ETS table (LiveCov.Instrumented.modules/0 copies from one).
     registry = :ets.new(:bench_registry, [:set, :public])
 
     infos =

@@ -16,7 +16,7 @@ defmodule LiveCov do
   LiveCov (see `LiveCov.MixTool`).
   """
 
-  alias LiveCov.{Registry, Report, Session, Stats}
+  alias LiveCov.{Instrumented, Report, Session, Stats}
 
   require LiveCov.Nodes
 
@@ -73,7 +73,7 @@ defmodule LiveCov do
   @doc """
   Restores every instrumented module's original code and frees the counters. Processes still
   running instrumented code are never killed: they are listed under `:still_running` and move
-  to the original code at their next fully qualified call. See `LiveCov.Registry.restore/1`
+  to the original code at their next fully qualified call. See `LiveCov.Pipeline.restore/1`
   for `:failed`.
   """
   @spec stop() :: %{
@@ -119,7 +119,7 @@ defmodule LiveCov do
 
   @doc "Instrumented modules."
   @spec modules() :: [module]
-  def modules, do: Enum.map(Registry.modules(), & &1.module)
+  def modules, do: Enum.map(Instrumented.modules(), & &1.module)
 
   @doc """
   Line data of every instrumented module, as `LiveCov.Stats.build/2` takes it: source path,

@@ -4,14 +4,14 @@ defmodule LiveCov.Application do
 
   @impl true
   def start(_type, _args) do
-    children = [LiveCov.Registry, LiveCov.Imported, LiveCov.Prune, LiveCov.Nodes, LiveCov.Dumps]
+    children = [LiveCov.Pipeline, LiveCov.Imported, LiveCov.Prune, LiveCov.Nodes, LiveCov.Dumps]
 
     # The agent's supervisor (empty until the agent runs) comes last.
     children = children ++ [LiveCov.Agent.Supervisor]
 
     # The seams: counts beyond this node's table, and who follows what the registry does.
     :ok = LiveCov.Counts.put_sources([LiveCov.Nodes, LiveCov.Imported])
-    :ok = LiveCov.Registry.put_listeners([LiveCov.Nodes])
+    :ok = LiveCov.Pipeline.put_listeners([LiveCov.Nodes])
 
     with {:ok, pid} <-
            Supervisor.start_link(children, strategy: :one_for_one, name: LiveCov.Supervisor) do

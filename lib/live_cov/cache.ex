@@ -38,7 +38,7 @@ defmodule LiveCov.Cache do
   ## Configuration
 
   Enabled by default, in `:filename.basedir(:user_cache, "live_cov")` (e.g.
-  `~/.cache/live_cov`). Per call (`LiveCov.Registry.instrument/2` options), else
+  `~/.cache/live_cov`). Per call (`LiveCov.Pipeline.instrument/2` options), else
   `config :live_cov, cache: false, cache_dir: "..."`, else the environment variables
   `LIVE_COV_CACHE=0` and `LIVE_COV_CACHE_DIR`. Only `mode: :counts` instrumentation with the
   default bump module is cached (`mode: :coverage` recompiles as sites are pruned).
@@ -104,7 +104,7 @@ defmodule LiveCov.Cache do
     end
   end
 
-  ## Instrumentation path (LiveCov.Registry)
+  ## Instrumentation path (LiveCov.Pipeline)
 
   @doc """
   Looks `target` (a module or a beam path) up in the cache.
@@ -383,26 +383,8 @@ defmodule LiveCov.Cache do
     end
   end
 
-  # A temporary file of our own, then a rename: readers see the old entry or the new one.
-  defp write_atomic(file, data) do
-    tmp = "#{file}.#{System.pid()}.#{System.unique_integer([:positive])}.tmp"
-
-    case File.write(tmp, data) do
-      :ok ->
-        case File.rename(tmp, file) do
-          :ok ->
-            :ok
-
-          error ->
-            _ = File.rm(tmp)
-            error
-        end
-
-      error ->
-        _ = File.rm(tmp)
-        error
-    end
-  end
+  # Readers see the old entry or the new one (the cache directory exists already).
+  defp write_atomic(file, data), do: LiveCov.AtomicFile.write(file, data)
 
   ## Slot high-water mark
 

@@ -18,7 +18,7 @@ defmodule LiveCov.Cover do
     (reloading unloads their library), sticky and preloaded modules, LiveCov's own modules.
   """
 
-  alias LiveCov.{Analyse, Counts, Coverdata, Registry, Table}
+  alias LiveCov.{Analyse, Counts, Coverdata, Instrumented, Pipeline, Table}
 
   require LiveCov.Nodes
 
@@ -28,7 +28,7 @@ defmodule LiveCov.Cover do
   @doc "Starts the service. `{:ok, pid}`, or `{:error, {:already_started, pid}}`."
   def start do
     {:ok, _} = Application.ensure_all_started(:live_cov)
-    Registry.mark_started()
+    Pipeline.mark_started()
   end
 
   @doc """
@@ -70,7 +70,7 @@ defmodule LiveCov.Cover do
     {:ok, _} = Application.ensure_all_started(:live_cov)
     resolved = targets |> Enum.map(&resolve/1) |> dedupe([])
     todo = for {:ok, _module, target} <- resolved, do: target
-    fill(resolved, Registry.instrument(todo), [])
+    fill(resolved, Pipeline.instrument(todo), [])
   end
 
   # Put the registry's results (in `todo` order) back among the resolution errors.
@@ -144,7 +144,7 @@ defmodule LiveCov.Cover do
     imported = imported_only(LiveCov.Imported.imported_modules())
 
     {:result,
-     analyse_infos(Registry.modules(), analysis, level) ++
+     analyse_infos(Instrumented.modules(), analysis, level) ++
        imported_results(imported, analysis, level), []}
   end
 
@@ -156,7 +156,7 @@ defmodule LiveCov.Cover do
 
     {ok, from_import, fail} =
       Enum.reduce(modules, {[], [], []}, fn m, {ok, imp, fail} ->
-        case Registry.lookup(m) do
+        case Instrumented.lookup(m) do
           nil ->
             if MapSet.member?(imported, m),
               do: {ok, [m | imp], fail},
@@ -182,7 +182,7 @@ defmodule LiveCov.Cover do
 
   def analyse(module, analysis, level)
       when is_atom(module) and analysis in @analyses and level in @levels do
-    case Registry.lookup(module) do
+    case Instrumented.lookup(module) do
       nil ->
         # As cover: a module known only from imported data is analysed from that data.
         case imported_only([module]) do
@@ -201,7 +201,7 @@ defmodule LiveCov.Cover do
   # Imported modules that are not instrumented here.
   defp imported_only(modules) do
     imported = MapSet.new(LiveCov.Imported.imported_modules())
-    Enum.filter(modules, &(MapSet.member?(imported, &1) and Registry.lookup(&1) == nil))
+    Enum.filter(modules, &(MapSet.member?(imported, &1) and Instrumented.lookup(&1) == nil))
   end
 
   defp imported_results([], _analysis, _level), do: []
@@ -227,11 +227,11 @@ defmodule LiveCov.Cover do
   end
 
   @doc "Instrumented modules."
-  def modules, do: Registry.modules() |> Enum.map(& &1.module)
+  def modules, do: Instrumented.modules() |> Enum.map(& &1.module)
 
   @doc "`{:file, beam_path}` when `module` is instrumented, else `false`."
   def is_compiled(module) when is_atom(module) do
-    case Registry.lookup(module) do
+    case Instrumented.lookup(module) do
       nil -> false
       info -> {:file, info.beam_path}
     end
@@ -248,7 +248,7 @@ defmodule LiveCov.Cover do
 
   @doc "Zeroes one module's counters; `{:error, {:not_cover_compiled, m}}` if not instrumented."
   def reset(module) when is_atom(module) do
-    case Registry.lookup(module) do
+    case Instrumented.lookup(module) do
       nil -> {:error, {:not_cover_compiled, module}}
       info -> with :ok <- Table.reset(info.slot), do: LiveCov.Nodes.reset([module])
     end
@@ -257,10 +257,10 @@ defmodule LiveCov.Cover do
   @doc "Restores every instrumented module's original code, forgets imported data and stops."
   def stop do
     _ = LiveCov.Nodes.stop_nodes(:all)
-    _ = Registry.restore(:all)
+    _ = Pipeline.restore(:all)
     # As cover: stopping forgets imported data too.
     _ = LiveCov.Imported.clear()
-    Registry.mark_stopped()
+    Pipeline.mark_stopped()
   end
 
   ## Other nodes (see LiveCov.Nodes)
@@ -302,7 +302,7 @@ defmodule LiveCov.Cover do
   """
   @spec export(Path.t() | charlist, module | :_) :: :ok | {:error, term}
   def export(file, module) do
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     infos = if module == :_, do: infos, else: Enum.filter(infos, &(&1.module == module))
     loaded = MapSet.new(infos, & &1.module)
     imported = LiveCov.Imported.snapshot()

@@ -32,7 +32,7 @@ defmodule LiveCov.ExUnit do
   overwrite each other.
   """
 
-  alias LiveCov.{Analyse, Registry, Snapshot, Table, Util}
+  alias LiveCov.{Analyse, Instrumented, Snapshot, Table, Util}
 
   @lines :live_cov_ex_unit_lines
   @tests :live_cov_ex_unit_tests
@@ -169,7 +169,7 @@ defmodule LiveCov.ExUnit do
 
       [] ->
         # A module instrumented after the last refresh: refresh the slot map once.
-        infos = Registry.modules()
+        infos = Instrumented.modules()
 
         :ets.insert(@slots, for(i <- infos, do: {i.slot, slim(i)}))
 
@@ -229,7 +229,7 @@ defmodule LiveCov.ExUnit do
   def delta(module, test, parameters \\ nil) do
     case Util.ets_lookup(@tests, test_id(module, test, parameters)) do
       [{_, %{modules: mods}}] ->
-        infos = mods |> Map.keys() |> Enum.map(&Registry.lookup/1) |> Enum.reject(&is_nil/1)
+        infos = mods |> Map.keys() |> Enum.map(&Instrumented.lookup/1) |> Enum.reject(&is_nil/1)
         {metas, _} = Snapshot.metas_of(infos)
 
         pairs =

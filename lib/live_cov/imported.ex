@@ -22,7 +22,7 @@ defmodule LiveCov.Imported do
 
   @behaviour LiveCov.Counts.Source
 
-  alias LiveCov.{Coverdata, ModuleInfo, Registry, Snapshot, Table, Util}
+  alias LiveCov.{Coverdata, Instrumented, ModuleInfo, Snapshot, Table, Util}
   alias LiveCov.Snapshot.Meta
 
   @builds :live_cov_imported_builds
@@ -239,7 +239,7 @@ defmodule LiveCov.Imported do
   end
 
   defp loaded do
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     {metas, _} = Snapshot.metas_of(infos)
 
     %{

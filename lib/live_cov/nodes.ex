@@ -25,11 +25,11 @@ defmodule LiveCov.Nodes do
   use GenServer
 
   @behaviour LiveCov.Counts.Source
-  @behaviour LiveCov.Registry.Listener
+  @behaviour LiveCov.Pipeline.Listener
 
   require Logger
 
-  alias LiveCov.{Counts, ModuleInfo, Registry, Table}
+  alias LiveCov.{Counts, Instrumented, ModuleInfo, Table}
   alias LiveCov.Nodes.Remote
 
   # Modules sent to a node per call: bounds the size of one distribution message.
@@ -126,7 +126,7 @@ defmodule LiveCov.Nodes do
   @spec status() :: %{node => map}
   def status, do: call(:status, %{})
 
-  ## Hooks for LiveCov.Counts, LiveCov.Registry and the facades
+  ## Hooks for LiveCov.Counts, LiveCov.Pipeline and the facades
 
   @doc "Counts of the given modules on all covered nodes, pulled now: `%{module => [count]}`."
   @impl LiveCov.Counts.Source
@@ -134,10 +134,10 @@ defmodule LiveCov.Nodes do
   def counts([]), do: %{}
   def counts(infos), do: call({:counts, slots(infos)}, %{})
 
-  @impl LiveCov.Registry.Listener
+  @impl LiveCov.Pipeline.Listener
   def instrumented(infos), do: distribute(infos)
 
-  @impl LiveCov.Registry.Listener
+  @impl LiveCov.Pipeline.Listener
   def restored(modules), do: remove(modules)
 
   @doc "Loads newly instrumented modules on every covered node."
@@ -245,7 +245,7 @@ defmodule LiveCov.Nodes do
 
   def handle_call({:stop, which}, _from, state) do
     nodes = if which == :all, do: Map.keys(state.nodes), else: which
-    state = pull(state, nodes, slots(Registry.modules()))
+    state = pull(state, nodes, slots(Instrumented.modules()))
 
     state =
       Enum.reduce(nodes, state, fn n, state ->
@@ -270,7 +270,7 @@ defmodule LiveCov.Nodes do
   end
 
   def handle_call({:flush, nodes}, _from, state) do
-    {:reply, :ok, pull(state, nodes, slots(Registry.modules()))}
+    {:reply, :ok, pull(state, nodes, slots(Instrumented.modules()))}
   end
 
   def handle_call(:which_nodes, _from, state), do: {:reply, state.order, state}
@@ -426,7 +426,7 @@ defmodule LiveCov.Nodes do
   # Applies a pending reset, restores modules no longer instrumented, and loads the ones the
   # node lacks (a node that restarted lacks them all).
   defp sync(state, n) do
-    infos = Enum.filter(Registry.modules(), & &1.instrumented)
+    infos = Enum.filter(Instrumented.modules(), & &1.instrumented)
     wanted = Enum.map(infos, &{&1.module, &1.slot, ModuleInfo.size(&1), md5(&1)})
 
     case remote_call(n, {:sync, state.nodes[n].pending_reset, wanted}, timeout()) do

@@ -65,7 +65,7 @@ defmodule LiveCov.Prune do
 
   require Logger
 
-  alias LiveCov.{Counts, Instrument, ModuleInfo, Registry, Table}
+  alias LiveCov.{Counts, Instrument, Instrumented, ModuleInfo, Pipeline, Table}
   alias LiveCov.Instrument.{Forms, Munge, Rewrite}
 
   @option_keys [:interval, :retry, :max_per_pass, :concurrency, :keep_instrumented, :history]
@@ -152,7 +152,7 @@ defmodule LiveCov.Prune do
   """
   @spec frozen_counts() :: [{Table.slot(), [non_neg_integer]}]
   def frozen_counts do
-    for %ModuleInfo{pruned: pruned} = info <- Registry.modules(),
+    for %ModuleInfo{pruned: pruned} = info <- Instrumented.modules(),
         MapSet.size(pruned) > 0,
         {:ok, counts} <- [Table.read(info.slot)],
         do: {info.slot, frozen(counts, pruned)}
@@ -370,7 +370,7 @@ defmodule LiveCov.Prune do
     end)
   end
 
-  defp watched, do: Enum.filter(Registry.modules(), &(&1.mode == :coverage))
+  defp watched, do: Enum.filter(Instrumented.modules(), &(&1.mode == :coverage))
 
   defp newly_hit(%ModuleInfo{pruned: pruned}, counts) do
     for {n, i} <- Enum.with_index(counts), n > 0, not MapSet.member?(pruned, i), do: i
@@ -395,7 +395,7 @@ defmodule LiveCov.Prune do
 
   # Back in the pass process: swap the code through the registry, one module at a time.
   defp swap({{:ok, pruned, binary, compile_ms}, {info, newly}}, _config) do
-    case Registry.prune(info.module, info.slot, pruned, binary) do
+    case Pipeline.prune(info.module, info.slot, pruned, binary) do
       {:ok, new_info} ->
         action = if binary == :original, do: :original, else: :pruned
         remaining = ModuleInfo.size(new_info) - MapSet.size(pruned)
@@ -511,7 +511,7 @@ defmodule LiveCov.Prune do
           end)
         end)
       end)
-      |> Map.filter(fn {m, _} -> Registry.lookup(m) != nil end)
+      |> Map.filter(fn {m, _} -> Instrumented.lookup(m) != nil end)
 
     history = Enum.take(summary.entries ++ state.history, state.config.history)
 

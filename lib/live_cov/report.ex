@@ -4,14 +4,14 @@ defmodule LiveCov.Report do
   # report built from it, its total, and the report formats written from one reading of the
   # counters. `LiveCov`, the Mix tool and the publisher call it.
 
-  alias LiveCov.{Analyse, Registry, Stats}
+  alias LiveCov.{Analyse, Instrumented, Stats}
 
   @stats_opts Stats.known_opts()
 
   @doc "See `LiveCov.module_data/1`."
   @spec module_data(keyword) :: [Stats.module_data()]
   def module_data(_opts \\ []) do
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     all_counts = LiveCov.Counts.collect(infos)
     # Imported data of a coverage-mode run has frozen counters: the sum is not exact.
     inexact = LiveCov.Imported.pruned_modules(infos)

@@ -3,7 +3,7 @@ defmodule LiveCov.Session do
   # Coverage on this node: start (resolve the targets, instrument them, cover the nodes asked
   # for, configure adaptive mode), stop and reset. `LiveCov` and the Mix tool call it.
 
-  alias LiveCov.Registry
+  alias LiveCov.{Instrumented, Pipeline}
 
   @doc "See `LiveCov.start/2` (not as a Mix tool)."
   def start(target, opts) do
@@ -15,7 +15,7 @@ defmodule LiveCov.Session do
 
       {ok, failed} =
         targets
-        |> Registry.instrument(
+        |> Pipeline.instrument(
           [mode: mode] ++ Keyword.take(opts, [:optimize, :cache, :cache_dir])
         )
         |> Enum.reduce({[], []}, fn
@@ -117,7 +117,7 @@ defmodule LiveCov.Session do
   @doc "See `LiveCov.stop/0`."
   def stop do
     _ = LiveCov.Nodes.stop_nodes(:all)
-    Registry.restore(:all)
+    Pipeline.restore(:all)
   end
 
   @doc "See `LiveCov.stop/1`: the instrumented modules of `target` only."
@@ -126,8 +126,8 @@ defmodule LiveCov.Session do
     |> List.wrap()
     |> Enum.flat_map(&modules_of/1)
     |> Enum.uniq()
-    |> Enum.filter(&Registry.lookup/1)
-    |> Registry.restore()
+    |> Enum.filter(&Instrumented.lookup/1)
+    |> Pipeline.restore()
   end
 
   # An application's modules (from its .app file), else the atom as a module.

@@ -38,7 +38,7 @@ defmodule LiveCov.Snapshot do
   unless given `loaded:`.
   """
 
-  alias LiveCov.{Analyse, ModuleInfo, Native, Registry, Stats, Table}
+  alias LiveCov.{Analyse, Instrumented, ModuleInfo, Native, Stats, Table}
 
   defmodule Meta do
     @moduledoc """
@@ -120,7 +120,7 @@ defmodule LiveCov.Snapshot do
     # With take, read (and zero) the table first: a module committed to the registry after
     # this moment has its counts in the table still, not lost.
     table = if take, do: Table.snapshot(take: true), else: nil
-    infos = select(Registry.modules(), opts[:modules])
+    infos = select(Instrumented.modules(), opts[:modules])
     table = table || Table.snapshot()
 
     if take do
@@ -466,20 +466,14 @@ defmodule LiveCov.Snapshot do
 
   @doc false
   def write_file(path, data) do
-    path = to_string(path)
-    tmp = path <> ".tmp-#{System.unique_integer([:positive])}"
+    case LiveCov.AtomicFile.write(path, data) do
+      :ok ->
+        :ok
 
-    with :ok <- File.mkdir_p(Path.dirname(path)),
-         :ok <- File.write(tmp, data),
-         :ok <- File.rename(tmp, path) do
-      :ok
-    else
-      {:error, reason} ->
-        _ = File.rm(tmp)
-
+      {:error, why} ->
         {:error,
          {:cant_write,
-          "cannot write #{path}: #{:file.format_error(reason)}; check the directory exists and is writable"}}
+          LiveCov.AtomicFile.describe(why) <> "; check the directory exists and is writable"}}
     end
   end
 
@@ -648,7 +642,7 @@ defmodule LiveCov.Snapshot do
 
   @doc false
   def loaded_hashes do
-    {metas, _} = metas_of(Registry.modules())
+    {metas, _} = metas_of(Instrumented.modules())
     MapSet.new(for %Meta{hash: h} <- metas, h != nil, do: h)
   end
 

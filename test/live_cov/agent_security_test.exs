@@ -4,7 +4,7 @@ defmodule LiveCov.AgentSecurityTest do
   # be exactly what they were.
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Agent, Registry, Table}
+  alias LiveCov.{Agent, Instrumented, Table}
   alias LiveCov.Test.{FixtureBuild, HTTP}
 
   @token "security-test-token-abcdef0123456789"
@@ -38,7 +38,7 @@ defmodule LiveCov.AgentSecurityTest do
 
   # Instrumented modules, their slots and their counts.
   defp fingerprint do
-    for info <- Registry.modules() do
+    for info <- Instrumented.modules() do
       {:ok, counts} = Table.read(info.slot)
       {info.module, info.slot, counts}
     end

@@ -174,7 +174,7 @@ defmodule LiveCov.AgentTest do
       assert app["modules_total"] == 2
 
       mods = Map.new(status["modules"], &{&1["module"], &1})
-      info = LiveCov.Registry.lookup(:agent_app_calc)
+      info = LiveCov.Instrumented.lookup(:agent_app_calc)
       assert mods["agent_app_calc"]["md5"] == Base.encode16(info.md5, case: :lower)
       assert mods["agent_app_calc"]["sites"] == LiveCov.ModuleInfo.size(info)
       assert mods["agent_app_calc"]["application"] == "agent_app"
@@ -206,7 +206,7 @@ defmodule LiveCov.AgentTest do
       assert Enum.sort(LiveCov.modules()) == [:agent_app_calc, :agent_app_text]
 
       assert :odd = apply(:agent_app_calc, :classify, [3])
-      assert {:ok, counts} = LiveCov.Table.read(LiveCov.Registry.lookup(:agent_app_calc).slot)
+      assert {:ok, counts} = LiveCov.Table.read(LiveCov.Instrumented.lookup(:agent_app_calc).slot)
       assert Enum.sum(counts) > 0
 
       assert {200, _, body} = http(url, :post, "/stop", body: ~s({"application":"agent_app"}))
@@ -223,7 +223,7 @@ defmodule LiveCov.AgentTest do
                )
 
       assert %{"applications" => ["agent_app"]} = LiveCov.JSON.decode!(body)
-      assert LiveCov.Registry.lookup(:agent_app_calc).mode == :coverage
+      assert LiveCov.Instrumented.lookup(:agent_app_calc).mode == :coverage
     end
 
     test "POST /stop without a body stops everything", %{url: url} do
@@ -408,7 +408,7 @@ defmodule LiveCov.AgentTest do
     end
 
     test "GET /snapshot is the LiveCov.Snapshot encoding of the counters", %{url: url} do
-      slot = LiveCov.Registry.lookup(:agent_app_calc).slot
+      slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
       {:ok, before} = LiveCov.Table.read(slot)
 
       assert {200, headers, data} = http(url, :get, "/snapshot")
@@ -423,7 +423,7 @@ defmodule LiveCov.AgentTest do
     end
 
     test "GET /snapshot?reset=true dumps and resets in one step", %{url: url} do
-      slot = LiveCov.Registry.lookup(:agent_app_calc).slot
+      slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
       {:ok, before} = LiveCov.Table.read(slot)
       assert Enum.sum(before) > 0
 
@@ -440,7 +440,7 @@ defmodule LiveCov.AgentTest do
 
     test "GET /snapshot?reset=true&key=K: a retry with the same key gets the same dump",
          %{url: url} do
-      slot = LiveCov.Registry.lookup(:agent_app_calc).slot
+      slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
       {:ok, before} = LiveCov.Table.read(slot)
       assert Enum.sum(before) > 0
       key = "agent-test-#{System.unique_integer([:positive])}"
@@ -462,7 +462,7 @@ defmodule LiveCov.AgentTest do
     end
 
     test "POST /reset zeroes the counters", %{url: url} do
-      slot = LiveCov.Registry.lookup(:agent_app_calc).slot
+      slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
       assert {200, _, body} = http(url, :post, "/reset")
       assert LiveCov.JSON.decode!(body) == %{"ok" => true}
       {:ok, counts} = LiveCov.Table.read(slot)
@@ -472,7 +472,7 @@ defmodule LiveCov.AgentTest do
     test "GET /metrics reports sites and hits per module and application", %{url: url} do
       assert {200, headers, text} = http(url, :get, "/metrics")
       assert headers["content-type"] =~ "version=0.0.4"
-      info = LiveCov.Registry.lookup(:agent_app_calc)
+      info = LiveCov.Instrumented.lookup(:agent_app_calc)
       {:ok, counts} = LiveCov.Table.read(info.slot)
       hit = Enum.count(counts, &(&1 > 0))
 

@@ -2,7 +2,7 @@ defmodule LiveCov.CacheTest do
   use ExUnit.Case, async: false
   import Bitwise
 
-  alias LiveCov.{Cache, ModuleInfo, Registry, Table}
+  alias LiveCov.{Cache, Instrumented, ModuleInfo, Pipeline, Table}
   alias LiveCov.Instrument.{Forms, Rewrite}
 
   @moduletag :tmp_dir
@@ -140,18 +140,18 @@ defmodule LiveCov.CacheTest do
 
   describe "instrumenting through the cache" do
     test "each compile profile (optimize:) has its own entries", %{cache: cache} do
-      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache, optimize: :full)
+      [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache, optimize: :full)
       assert [_] = entries(cache)
       before = Cache.stats()
-      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
       assert %{misses: 1, stores: 1, hits: 0} = delta(before)
       assert [_, _] = entries(cache)
     end
 
     test "a miss compiles, stores an entry and records the slot mark", %{cache: cache} do
       before = Cache.stats()
-      assert [{:ok, :lc_cache_fx_a}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
-      info = Registry.lookup(:lc_cache_fx_a)
+      assert [{:ok, :lc_cache_fx_a}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
+      info = Instrumented.lookup(:lc_cache_fx_a)
       assert [_entry] = entries(cache)
       assert %{misses: 1, stores: 1, hits: 0} = delta(before)
       {high, ""} = cache |> Path.join("slots") |> File.read!() |> Integer.parse()
@@ -163,11 +163,11 @@ defmodule LiveCov.CacheTest do
 
     test "the same build again in this VM: the slot is taken, so it compiles for a fresh slot",
          %{cache: cache} do
-      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
-      first = Registry.lookup(:lc_cache_fx_a)
+      [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
+      first = Instrumented.lookup(:lc_cache_fx_a)
       before = Cache.stats()
-      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
-      second = Registry.lookup(:lc_cache_fx_a)
+      [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
+      second = Instrumented.lookup(:lc_cache_fx_a)
       assert second.slot != first.slot
       assert %{slot_taken: 1, misses: 1, stores: 1, hits: 0} = delta(before)
       # The entry now names the new slot.
@@ -177,17 +177,17 @@ defmodule LiveCov.CacheTest do
     test "a hit loads the cached binary under its slot and counts like a compiled one",
          %{cache: cache} do
       # The reference: instrumented the normal way.
-      [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache: false)
+      [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache: false)
       run_a()
       {:ok, want} = LiveCov.Cover.analyse(:lc_cache_fx_a, :calls, :line)
-      compiled = Registry.lookup(:lc_cache_fx_a)
+      compiled = Instrumented.lookup(:lc_cache_fx_a)
       LiveCov.stop()
 
       {planted, _} = plant_entry(:lc_cache_fx_a, cache)
       before = Cache.stats()
-      assert [{:ok, :lc_cache_fx_a}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert [{:ok, :lc_cache_fx_a}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
       assert %{hits: 1, misses: 0, stores: 0} = delta(before)
-      info = Registry.lookup(:lc_cache_fx_a)
+      info = Instrumented.lookup(:lc_cache_fx_a)
       assert info.slot == planted.slot
       assert info.instrumented == planted.instrumented
 
@@ -219,8 +219,8 @@ defmodule LiveCov.CacheTest do
     test "a beam path target hits too", %{cache: cache, ebin: ebin} do
       {planted, _} = plant_entry(:lc_cache_fx_b, cache)
       path = Path.join(ebin, "lc_cache_fx_b.beam")
-      assert [{:ok, :lc_cache_fx_b}] = Registry.instrument([path], cache_dir: cache)
-      assert Registry.lookup(:lc_cache_fx_b).slot == planted.slot
+      assert [{:ok, :lc_cache_fx_b}] = Pipeline.instrument([path], cache_dir: cache)
+      assert Instrumented.lookup(:lc_cache_fx_b).slot == planted.slot
       assert apply(:lc_cache_fx_b, :h, [1]) == :one
     end
 
@@ -233,16 +233,19 @@ defmodule LiveCov.CacheTest do
       assert old == new
 
       before = Cache.stats()
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_b], cache_dir: cache)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_b], cache_dir: cache)
       assert %{misses: 1, hits: 0, stores: 1} = delta(before)
-      lines = Registry.lookup(:lc_cache_fx_b) |> ModuleInfo.site_list() |> Enum.map(&elem(&1, 3))
+
+      lines =
+        Instrumented.lookup(:lc_cache_fx_b) |> ModuleInfo.site_list() |> Enum.map(&elem(&1, 3))
+
       assert Enum.min(lines) == 6
       assert length(entries(cache)) == 2
     end
 
     test "mode: :coverage and cache: false never touch the cache", %{cache: cache} do
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache, cache: false)
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_b], cache_dir: cache, mode: :coverage)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache, cache: false)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_b], cache_dir: cache, mode: :coverage)
       assert entries(cache) == []
       refute File.exists?(cache)
     end
@@ -289,10 +292,10 @@ defmodule LiveCov.CacheTest do
       # Instrumenting after a corrupt entry compiles and rewrites a valid one.
       File.write!(file, "garbage")
       before = Cache.stats()
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
       assert %{corrupt: 1, stores: 1} = delta(before)
       assert File.read!(file) != "garbage"
-      assert Registry.lookup(:lc_cache_fx_a).slot != planted.slot
+      assert Instrumented.lookup(:lc_cache_fx_a).slot != planted.slot
     end
 
     test "a cached binary that does not load is compiled afresh", %{cache: cache} do
@@ -305,9 +308,9 @@ defmodule LiveCov.CacheTest do
       File.write!(entry.file, [magic, key, <<byte_size(bad)::32>>, :erlang.md5(bad), bad])
 
       before = Cache.stats()
-      assert [{:ok, :lc_cache_fx_a}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert [{:ok, :lc_cache_fx_a}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
       assert %{errors: 1, stores: 1, hits: 0} = delta(before)
-      info = Registry.lookup(:lc_cache_fx_a)
+      info = Instrumented.lookup(:lc_cache_fx_a)
       assert info.slot != planted.slot
       assert {:ok, _} = LiveCov.Table.read(info.slot)
       assert LiveCov.Table.read(planted.slot) |> elem(0) == :error
@@ -323,7 +326,7 @@ defmodule LiveCov.CacheTest do
       before = Cache.stats()
 
       assert [{:ok, _}, {:ok, _}] =
-               Registry.instrument([:lc_cache_fx_a, :lc_cache_fx_b], cache_dir: cache)
+               Pipeline.instrument([:lc_cache_fx_a, :lc_cache_fx_b], cache_dir: cache)
 
       assert %{errors: 2, stores: 0} = delta(before)
       assert apply(:lc_cache_fx_b, :h, [2]) == :other
@@ -332,7 +335,7 @@ defmodule LiveCov.CacheTest do
     test "an entry that is a directory is skipped", %{cache: cache} do
       {:miss, entry} = Cache.lookup(:lc_cache_fx_a, cache_dir: cache)
       File.mkdir_p!(entry.file)
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
     end
 
     test "concurrent writers of one entry leave one valid entry and no temporary file", %{
@@ -348,8 +351,8 @@ defmodule LiveCov.CacheTest do
 
       assert [^file] = entries(cache)
       assert Path.wildcard(Path.join(cache, "*.tmp")) == []
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
-      assert Registry.lookup(:lc_cache_fx_a).slot == planted.slot
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert Instrumented.lookup(:lc_cache_fx_a).slot == planted.slot
     end
 
     test "a beam that changed between lookup and compile is not stored", %{cache: cache} do
@@ -426,7 +429,7 @@ defmodule LiveCov.CacheTest do
       # A hit refreshes its entry.
       [file] = entries(cache)
       File.touch!(file, old)
-      assert [{:ok, _}] = Registry.instrument([:lc_cache_fx_a], cache_dir: cache)
+      assert [{:ok, _}] = Pipeline.instrument([:lc_cache_fx_a], cache_dir: cache)
       assert Cache.clear(cache_dir: cache, older_than_days: 30) == {:ok, 0}
     end
 
@@ -496,11 +499,11 @@ defmodule LiveCov.CacheTest do
     try do
       call = fn m, f, a -> :peer.call(peer, m, f, a, 60_000) end
       {:ok, _} = call.(Application, :ensure_all_started, [:live_cov])
-      results = call.(Registry, :instrument, [targets, [cache_dir: cache]])
+      results = call.(Pipeline, :instrument, [targets, [cache_dir: cache]])
       true = Enum.all?(results, &match?({:ok, _}, &1))
       _ = call.(:lc_cache_fx_a, :f, [3])
       _ = call.(:lc_cache_fx_b, :h, [1])
-      infos = call.(Registry, :modules, [])
+      infos = call.(Instrumented, :modules, [])
 
       %{
         stats: call.(Cache, :stats, []),

@@ -1,7 +1,7 @@
 defmodule LiveCov.CountsTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Counts, ModuleInfo, Registry}
+  alias LiveCov.{Counts, Instrumented, ModuleInfo}
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 
@@ -33,7 +33,7 @@ defmodule LiveCov.CountsTest do
   test "every source's counts add to this node's table, site by site", %{wired: wired} do
     %{instrumented: [:snap_fx2]} = LiveCov.start(:snap_fx2)
     apply(:snap_fx2, :hello, [~c"x"])
-    info = Registry.lookup(:snap_fx2)
+    info = Instrumented.lookup(:snap_fx2)
     local = Counts.of(info)
     assert Enum.sum(local) > 0
 

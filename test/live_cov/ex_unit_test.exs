@@ -37,7 +37,7 @@ defmodule LiveCov.ExUnitTest do
     run_test(:"test both", fn -> for n <- [-2, 6, 8], do: apply(:snap_fx, :classify, [n]) end)
     run_test(:"test nothing", fn -> :ok end)
 
-    src = LiveCov.Registry.lookup(:snap_fx).source |> to_string()
+    src = LiveCov.Instrumented.lookup(:snap_fx).source |> to_string()
     # Line 9: `negative`; line 14: `0 -> even`.
     names = fn file, line ->
       for %{test: t} <- LiveCov.ExUnit.tests_covering(file, line), do: t
@@ -74,7 +74,7 @@ defmodule LiveCov.ExUnitTest do
       apply(:snap_fx, :add, [1, 1])
     end)
 
-    src = LiveCov.Registry.lookup(:snap_fx).source |> to_string()
+    src = LiveCov.Instrumented.lookup(:snap_fx).source |> to_string()
     assert LiveCov.ExUnit.covered_by(FakeTest, :"test reset") == %{src => %{6 => 1}}
   end
 
@@ -115,7 +115,7 @@ defmodule LiveCov.ExUnitTest do
       end
 
       %{failures: 0} = ExUnit.run()
-      src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
+      src = to_string(LiveCov.Instrumented.lookup(:snap_fx).source)
       result = for l <- [9, 11, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), & &1.test)}
       IO.puts("RESULT " <> inspect(result))
       """)
@@ -137,7 +137,7 @@ defmodule LiveCov.ExUnitTest do
       end
 
       %{failures: 0} = ExUnit.run()
-      src = to_string(LiveCov.Registry.lookup(:snap_fx).source)
+      src = to_string(LiveCov.Instrumented.lookup(:snap_fx).source)
       result = for l <- [9, 15], do: {l, Enum.map(LiveCov.ExUnit.tests_covering(src, l), &{&1.test, &1.parameters})}
       expected = [{9, [{:"test classify", %{n: -5}}]}, {15, [{:"test classify", %{n: 7}}]}]
       IO.puts("RESULT " <> inspect(result == expected) <> " " <> inspect(result))

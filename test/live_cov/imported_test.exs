@@ -1,7 +1,7 @@
 defmodule LiveCov.ImportedTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Imported, Registry, Snapshot}
+  alias LiveCov.{Imported, Instrumented, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
@@ -32,7 +32,7 @@ defmodule LiveCov.ImportedTest do
   test "without imports nothing is added" do
     assert Imported.counts([]) == %{}
     {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
-    assert Imported.counts([Registry.lookup(:snap_fx)]) == %{}
+    assert Imported.counts([Instrumented.lookup(:snap_fx)]) == %{}
     assert Imported.builds() == %{}
     assert Imported.imported() == [] and Imported.imported_modules() == []
   end
@@ -49,13 +49,13 @@ defmodule LiveCov.ImportedTest do
     assert summary.matched == [] and summary.not_loaded == []
     # Not added: it describes other code.
     assert {:ok, {:snap_fx, 3}} = calls(:snap_fx)
-    assert Imported.counts([Registry.lookup(:snap_fx)]) == %{}
+    assert Imported.counts([Instrumented.lookup(:snap_fx)]) == %{}
     total = variant |> Snapshot.counts(:snap_fx) |> Enum.sum()
 
     assert %{snap_fx: [%{loaded: false, kind: :snapshot, calls: ^total, md5: md5}]} =
              Imported.builds()
 
-    refute md5 == Registry.lookup(:snap_fx).md5
+    refute md5 == Instrumented.lookup(:snap_fx).md5
 
     # A report against the imported build: loop(4) is 5 calls of loop/1 and 4 of add/2.
     assert {:ok, {:snap_fx, 9}} = Snapshot.analyse(Imported.snapshot(), :snap_fx, :calls, :module)

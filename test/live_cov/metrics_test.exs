@@ -5,7 +5,7 @@ defmodule LiveCov.Agent.MetricsTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.Agent.Metrics
-  alias LiveCov.{Registry, Table}
+  alias LiveCov.{Instrumented, Table}
   alias LiveCov.Test.FixtureBuild
 
   @token "metrics-test-token-0123456789"
@@ -93,7 +93,7 @@ defmodule LiveCov.Agent.MetricsTest do
       rows = Map.new(Metrics.rows(), &{&1.module, &1})
 
       for mod <- [:agent_app_calc, :agent_app_text] do
-        info = Registry.lookup(mod)
+        info = Instrumented.lookup(mod)
         {:ok, counts} = Table.read(info.slot)
         row = rows[Atom.to_string(mod)]
         assert row.application == "agent_app"

@@ -54,7 +54,7 @@ defmodule LiveCov.MixToolTest do
       # Instrumenting again starts with fresh counters.
       %{instrumented: instrumented} = LiveCov.start(ebin)
       assert Enum.sort(instrumented) == Enum.sort(mods)
-      on_exit(fn -> LiveCov.Registry.restore(mods) end)
+      on_exit(fn -> LiveCov.Pipeline.restore(mods) end)
 
       # The fixture's test suite.
       3 = apply(FixtureApp.Calc, :add, [1, 2])

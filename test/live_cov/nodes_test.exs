@@ -222,7 +222,7 @@ defmodule LiveCov.NodesTest do
     # Restored on the main node while the node is away: restored there when it is back.
     true = :erlang.disconnect_node(p)
     eventually(fn -> Cover.which_nodes() == [] end)
-    assert %{restored: [@fx]} = LiveCov.Registry.restore([@fx])
+    assert %{restored: [@fx]} = LiveCov.Pipeline.restore([@fx])
     true = Node.connect(p)
     eventually(fn -> Cover.which_nodes() == [p] end)
     assert fx_md5(p) == ctx.original_md5

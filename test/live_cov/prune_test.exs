@@ -4,7 +4,7 @@ defmodule LiveCov.PruneTest do
   # Fixtures compiled while the tests run.
   @compile {:no_warn_undefined, [:prune_full, :prune_loop, LiveCovOracle.Workload]}
 
-  alias LiveCov.{Counts, ModuleInfo, Prune, Registry}
+  alias LiveCov.{Counts, Instrumented, ModuleInfo, Pipeline, Prune}
   alias LiveCov.Test.{FixtureBuild, Oracle, Peers}
 
   import LiveCov.Test.FixtureBuild, only: [prune_fixtures: 1]
@@ -17,7 +17,7 @@ defmodule LiveCov.PruneTest do
   end
 
   defp site_counts(module) do
-    info = Registry.lookup(module)
+    info = Instrumented.lookup(module)
     {info, Counts.of(info)}
   end
 
@@ -29,7 +29,7 @@ defmodule LiveCov.PruneTest do
       beam = Path.join(dir, "prune_full.beam") |> String.to_charlist()
       assert %{instrumented: [:prune_full]} = LiveCov.start(:prune_full, mode: :coverage)
       refute beam_md5(:prune_full) == original_md5
-      assert Registry.lookup(:prune_full).mode == :coverage
+      assert Instrumented.lookup(:prune_full).mode == :coverage
 
       assert {:two, [2, 4]} = pf().run(1)
       assert %{restored: [:prune_full], failed: [], deferred: []} = LiveCov.prune()
@@ -62,7 +62,7 @@ defmodule LiveCov.PruneTest do
       assert %{pruned: [%{module: :prune_full, remaining: 0}], restored: []} = LiveCov.prune()
       refute beam_md5(:prune_full) == original_md5
 
-      info = Registry.lookup(:prune_full)
+      info = Instrumented.lookup(:prune_full)
       {:ok, {_, [imports: imports]}} = :beam_lib.chunks(info.instrumented, [:imports])
       refute {LiveCov.Native, :bump, 2} in imports
 
@@ -80,14 +80,14 @@ defmodule LiveCov.PruneTest do
   describe "partial pruning" do
     test "keeps the slot and indices; removed counters stop, the others keep counting" do
       LiveCov.start(:prune_loop, mode: :coverage)
-      before = Registry.lookup(:prune_loop)
+      before = Instrumented.lookup(:prune_loop)
       :fizz = pl().work(3)
       {_, c1} = site_counts(:prune_loop)
 
       assert %{pruned: [%{module: :prune_loop, newly_pruned: n}]} = LiveCov.prune()
       assert n == Enum.count(c1, &(&1 > 0))
 
-      info = Registry.lookup(:prune_loop)
+      info = Instrumented.lookup(:prune_loop)
       assert info.slot == before.slot and info.site_data == before.site_data
       assert info.prunes == 1 and is_integer(info.pruned_at)
 
@@ -100,7 +100,7 @@ defmodule LiveCov.PruneTest do
       assert Enum.sum(c2) == Enum.sum(c1) + 2
 
       assert %{pruned: [%{module: :prune_loop}]} = LiveCov.prune()
-      assert Registry.lookup(:prune_loop).prunes == 2
+      assert Instrumented.lookup(:prune_loop).prunes == 2
 
       status = LiveCov.prune_status()
 
@@ -138,7 +138,7 @@ defmodule LiveCov.PruneTest do
       LiveCov.start(:prune_loop)
       pl().work(3)
       assert %{pruned: [], restored: []} = LiveCov.prune()
-      info = Registry.lookup(:prune_loop)
+      info = Instrumented.lookup(:prune_loop)
       assert info.mode == :counts and info.prunes == 0 and info.cache == nil
       assert [data] = LiveCov.module_data()
       assert data.exact and data.pruned_lines == []
@@ -154,21 +154,21 @@ defmodule LiveCov.PruneTest do
       pf().run(1)
       # Modules are taken in module order.
       assert %{restored: [:prune_full], pruned: [], waiting: [:prune_loop]} = LiveCov.prune()
-      assert eventually(fn -> Registry.lookup(:prune_loop).prunes == 1 end)
+      assert eventually(fn -> Instrumented.lookup(:prune_loop).prunes == 1 end)
       assert LiveCov.prune_status().options.max_per_pass == 1
     end
 
     test "a stale prune (module instrumented again meanwhile) changes nothing" do
       LiveCov.start(:prune_loop, mode: :coverage)
-      info = Registry.lookup(:prune_loop)
+      info = Instrumented.lookup(:prune_loop)
       {:ok, bin} = Prune.compile(info, MapSet.new([0]))
       LiveCov.start(:prune_loop, mode: :coverage)
 
       assert {:error, {:not_instrumented, msg}} =
-               Registry.prune(:prune_loop, info.slot, MapSet.new([0]), bin)
+               Pipeline.prune(:prune_loop, info.slot, MapSet.new([0]), bin)
 
       assert msg =~ "prune_loop"
-      assert Registry.lookup(:prune_loop).prunes == 0
+      assert Instrumented.lookup(:prune_loop).prunes == 0
     end
   end
 
@@ -319,7 +319,7 @@ defmodule LiveCov.PruneTest do
       for seed <- 1..3 do
         :rand.seed(:exsss, {seed, seed, seed})
 
-        for info <- Registry.modules() do
+        for info <- Instrumented.modules() do
           pruned =
             for i <- 0..(ModuleInfo.size(info) - 1)//1,
                 :rand.uniform(2) == 1,
@@ -327,7 +327,7 @@ defmodule LiveCov.PruneTest do
                 do: i
 
           assert {:ok, bin} = Prune.compile(info, pruned, true), inspect(info.module)
-          assert {:ok, _} = Registry.prune(info.module, info.slot, pruned, bin)
+          assert {:ok, _} = Pipeline.prune(info.module, info.slot, pruned, bin)
         end
 
         assert wl().run(build.maybe?, build.versioned) == expected
@@ -350,7 +350,7 @@ defmodule LiveCov.PruneTest do
       # Hit on the peer only: pruned everywhere.
       :fizz = :erpc.call(peer, :prune_loop, :work, [3])
       assert %{pruned: [%{module: :prune_loop, newly_pruned: 1}]} = LiveCov.prune()
-      info = Registry.lookup(:prune_loop)
+      info = Instrumented.lookup(:prune_loop)
       [fizz] = MapSet.to_list(info.pruned)
       assert md5_on(peer, :prune_loop) == beam_md5(:prune_loop)
       {_, counts} = site_counts(:prune_loop)
@@ -409,7 +409,7 @@ defmodule LiveCov.PruneTest do
         result
       end
 
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     counts = Counts.collect(infos)
     data = LiveCov.module_data()
 

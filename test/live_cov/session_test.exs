@@ -1,7 +1,7 @@
 defmodule LiveCov.SessionTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.Registry
+  alias LiveCov.Instrumented
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 
@@ -17,11 +17,11 @@ defmodule LiveCov.SessionTest do
     apply(:snap_fx2, :hello, [~c"x"])
 
     assert %{restored: [:snap_fx], still_running: [], failed: []} = LiveCov.stop(:snap_fx)
-    assert Registry.lookup(:snap_fx) == nil
+    assert Instrumented.lookup(:snap_fx) == nil
     assert :code.which(:snap_fx) |> to_string() |> String.ends_with?("snap_fx.beam")
 
     # The other one keeps its counts and keeps counting.
-    assert Registry.lookup(:snap_fx2) != nil
+    assert Instrumented.lookup(:snap_fx2) != nil
     apply(:snap_fx2, :hello, [~c"y"])
     assert [{{:snap_fx2, _}, 2} | _] = LiveCov.Cover.analyse(:snap_fx2, :calls, :line) |> elem(1)
 

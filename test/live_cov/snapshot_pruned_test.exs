@@ -5,7 +5,7 @@ defmodule LiveCov.SnapshotPrunedTest do
   # Fixtures compiled while the tests run.
   @compile {:no_warn_undefined, [:prune_loop]}
 
-  alias LiveCov.{Imported, Prune, Registry, Snapshot}
+  alias LiveCov.{Imported, Instrumented, Prune, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
   import LiveCov.Test.FixtureBuild, only: [prune_fixtures: 1]
@@ -53,7 +53,7 @@ defmodule LiveCov.SnapshotPrunedTest do
     unpruned = snapshot()
     pl().work(n)
     assert %{pruned: [%{module: :prune_loop}], failed: []} = LiveCov.prune()
-    info = Registry.lookup(:prune_loop)
+    info = Instrumented.lookup(:prune_loop)
     assert MapSet.size(info.pruned) > 0
     {info, unpruned, snapshot()}
   end

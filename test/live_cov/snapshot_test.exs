@@ -38,7 +38,7 @@ defmodule LiveCov.SnapshotTest do
       assert labels == %{"run" => "17", "service" => "api", "live_cov_boot" => Snapshot.boot_id()}
       assert Snapshot.modules(snap) == [:snap_fx, :snap_fx2]
 
-      info = LiveCov.Registry.lookup(:snap_fx)
+      info = LiveCov.Instrumented.lookup(:snap_fx)
       assert Snapshot.counts(snap, :snap_fx) == Table.read(info.slot) |> elem(1)
       [meta] = for {_, %{module: :snap_fx} = m} <- snap.metas, do: m
       assert meta.sites == LiveCov.ModuleInfo.sites(info)
@@ -64,14 +64,14 @@ defmodule LiveCov.SnapshotTest do
 
     test "metadata is encoded once per instrumentation and reused" do
       instrument!()
-      info = LiveCov.Registry.lookup(:snap_fx)
+      info = LiveCov.Instrumented.lookup(:snap_fx)
       assert {:ok, m1} = Snapshot.meta_of(info)
       assert [{:snap_fx, _key, hash, encoded}] = :ets.lookup(:live_cov_meta_cache, :snap_fx)
       assert {:ok, m2} = Snapshot.meta_of(info)
       assert m1.hash == hash and m2.encoded == encoded
       # The same build instrumented again has the same metadata hash.
       instrument!()
-      assert {:ok, m3} = Snapshot.meta_of(LiveCov.Registry.lookup(:snap_fx))
+      assert {:ok, m3} = Snapshot.meta_of(LiveCov.Instrumented.lookup(:snap_fx))
       assert m3.hash == m1.hash
     end
 
@@ -348,7 +348,7 @@ defmodule LiveCov.SnapshotTest do
 
       [add_index] =
         for {{:add, 2, 1, _}, i} <-
-              LiveCov.Registry.lookup(:snap_fx)
+              LiveCov.Instrumented.lookup(:snap_fx)
               |> LiveCov.ModuleInfo.site_list()
               |> Enum.with_index(),
             do: i

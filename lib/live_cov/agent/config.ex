@@ -104,13 +104,6 @@ defmodule LiveCov.Agent.Config do
   def new(other),
     do: error("agent options must be a keyword list, got: #{inspect(other, limit: 5)}")
 
-  @doc "True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback)."
-  @spec loopback?(:inet.ip_address()) :: boolean
-  def loopback?({127, _, _, _}), do: true
-  def loopback?({0, 0, 0, 0, 0, 0, 0, 1}), do: true
-  def loopback?({0, 0, 0, 0, 0, 0xFFFF, a, _}), do: div(a, 256) == 127
-  def loopback?(_), do: false
-
   defp check_keys(opts) do
     cond do
       not Keyword.keyword?(opts) ->
@@ -171,7 +164,7 @@ defmodule LiveCov.Agent.Config do
   end
 
   defp token(nil, false, bind) do
-    if loopback?(bind),
+    if LiveCov.Net.loopback?(bind),
       do: {:ok, nil},
       else:
         error(
@@ -182,7 +175,7 @@ defmodule LiveCov.Agent.Config do
 
   defp token(token, auth, bind) when is_binary(token) do
     cond do
-      not auth and not loopback?(bind) ->
+      not auth and not LiveCov.Net.loopback?(bind) ->
         token(nil, false, bind)
 
       byte_size(token) < @min_token ->

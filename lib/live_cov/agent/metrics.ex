@@ -23,7 +23,7 @@ defmodule LiveCov.Agent.Metrics do
   (`LiveCov.Counts`: this node, covered nodes and imported data).
   """
 
-  alias LiveCov.{Counts, Registry}
+  alias LiveCov.{Counts, Instrumented}
 
   @type row :: %{
           application: String.t(),
@@ -39,7 +39,7 @@ defmodule LiveCov.Agent.Metrics do
   @doc "One row per instrumented module: application, module, sites, sites hit."
   @spec rows() :: [row]
   def rows do
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     counts = Counts.collect(infos)
     owners = LiveCov.Agent.Status.owners(Enum.map(infos, & &1.module))
 

@@ -10,7 +10,7 @@ defmodule LiveCov.Agent.Routes do
   """
 
   alias LiveCov.Agent.{Config, Flight, Metrics, Status}
-  alias LiveCov.{JSON, Registry, Snapshot}
+  alias LiveCov.{Instrumented, JSON, Snapshot}
 
   @json "application/json"
 
@@ -296,7 +296,7 @@ defmodule LiveCov.Agent.Routes do
   defp put_back(snap) do
     for {hash, bin} <- snap.counts,
         meta = snap.metas[hash],
-        info = Registry.lookup(meta.module),
+        info = Instrumented.lookup(meta.module),
         info != nil and byte_size(bin) == 8 * LiveCov.ModuleInfo.size(info) do
       LiveCov.Table.add(info.slot, bin)
     end

@@ -20,12 +20,12 @@ defmodule LiveCov.Agent.Status do
   root (`:code.root_dir/0`), else in the current directory.
   """
 
-  alias LiveCov.Registry
+  alias LiveCov.Instrumented
 
   @doc "The status map (see the module doc)."
   @spec build() :: map
   def build do
-    infos = Registry.modules()
+    infos = Instrumented.modules()
     owners = owners(Enum.map(infos, & &1.module))
     {commit, source} = git_commit()
 

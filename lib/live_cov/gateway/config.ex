@@ -156,7 +156,7 @@ defmodule LiveCov.Gateway.Config do
   defp data_dir(other), do: C.error("data_dir: must be a path string, got: #{inspect(other)}")
 
   defp token_needed(nil, bind) do
-    if C.loopback?(bind),
+    if LiveCov.Net.loopback?(bind),
       do: :ok,
       else:
         C.error(

@@ -104,10 +104,6 @@ defmodule LiveCov.Gateway.ConfigCheck do
     do:
       error("bind: #{inspect(addr)} is not an IP address; give e.g. \"127.0.0.1\" or \"0.0.0.0\"")
 
-  def loopback?({127, _, _, _}), do: true
-  def loopback?({0, 0, 0, 0, 0, 0, 0, 1}), do: true
-  def loopback?(_), do: false
-
   # A keyword list or map entry of a list option, as a map with atom keys.
   def entry(entry, known, list, i) do
     map =

@@ -7,21 +7,14 @@ defmodule LiveCov.Gateway.Html do
 
   alias LiveCov.Gateway.Assets
 
-  @doc "Escapes text for HTML content and attribute values."
+  @doc """
+  Escapes text for HTML content and attribute values (the escaping of the HTML report:
+  `LiveCov.Format.Text.escape_xml/1`).
+  """
   @spec esc(term) :: String.t()
   def esc(nil), do: ""
 
-  def esc(text) do
-    text
-    |> to_string()
-    |> String.replace(["&", "<", ">", "\"", "'"], fn
-      "&" -> "&amp;"
-      "<" -> "&lt;"
-      ">" -> "&gt;"
-      "\"" -> "&quot;"
-      "'" -> "&#39;"
-    end)
-  end
+  def esc(text), do: text |> to_string() |> LiveCov.Format.Text.escape_xml()
 
   @doc "A whole page."
   @spec page(String.t(), String.t(), iodata) :: binary

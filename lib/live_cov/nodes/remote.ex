@@ -40,7 +40,7 @@ defmodule LiveCov.Nodes.Remote do
         {:error, {_, message}} = Table.check()
         {:error, {:nif_not_loaded, "on node #{node()}: " <> message}}
 
-      LiveCov.Registry.modules() != [] ->
+      LiveCov.Instrumented.modules() != [] ->
         {:error,
          {:node_busy,
           "node #{node()} has modules instrumented by its own LiveCov: run LiveCov.stop() " <>

@@ -180,31 +180,9 @@ defmodule LiveCov.Report.Writer do
   """
   @spec atomic_write(Path.t(), iodata()) :: :ok | {:error, {atom(), String.t()}}
   def atomic_write(path, data) do
-    tmp = "#{path}.tmp-#{System.unique_integer([:positive])}"
-
-    with :ok <- mkdir_parent(path),
-         :ok <- wrap(File.write(tmp, data), tmp),
-         :ok <- wrap(File.rename(tmp, path), path) do
-      :ok
-    else
-      err ->
-        _ = File.rm(tmp)
-        err
+    case LiveCov.AtomicFile.write(path, data) do
+      :ok -> :ok
+      {:error, why} -> {:error, {:write_failed, LiveCov.AtomicFile.describe(why)}}
     end
   end
-
-  defp mkdir_parent(path) do
-    case File.mkdir_p(Path.dirname(path)) do
-      :ok ->
-        :ok
-
-      {:error, r} ->
-        {:error, {:write_failed, "cannot create #{Path.dirname(path)}: #{:file.format_error(r)}"}}
-    end
-  end
-
-  defp wrap(:ok, _), do: :ok
-
-  defp wrap({:error, r}, path),
-    do: {:error, {:write_failed, "cannot write #{path}: #{:file.format_error(r)}"}}
 end

@@ -1,7 +1,7 @@
-defmodule LiveCov.RegistryTest do
+defmodule LiveCov.PipelineTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Registry, Table}
+  alias LiveCov.{Instrumented, Pipeline, Table}
   alias LiveCov.Test.FixtureBuild
 
   setup_all do
@@ -16,14 +16,14 @@ defmodule LiveCov.RegistryTest do
   end
 
   test "instrumenting again starts from the original beam with fresh counters" do
-    assert [{:ok, :core_loop}] = Registry.instrument([:core_loop])
-    first = Registry.lookup(:core_loop)
+    assert [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
+    first = Instrumented.lookup(:core_loop)
     3 = apply(:core_loop, :add, [1, 2])
     assert {:ok, counts} = Table.read(first.slot)
     assert Enum.sum(counts) == 1
 
-    assert [{:ok, :core_loop}] = Registry.instrument([:core_loop])
-    second = Registry.lookup(:core_loop)
+    assert [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
+    second = Instrumented.lookup(:core_loop)
     assert second.slot != first.slot
     assert second.md5 == first.md5
     assert LiveCov.ModuleInfo.sites(second) == LiveCov.ModuleInfo.sites(first)
@@ -34,11 +34,11 @@ defmodule LiveCov.RegistryTest do
 
   test "an unknown compile profile is refused for every target, before anything is compiled" do
     assert [{:error, :core_loop, {:bad_option, msg}}] =
-             Registry.instrument([:core_loop], optimize: :max)
+             Pipeline.instrument([:core_loop], optimize: :max)
 
     assert msg =~ "optimize: :max"
     assert msg =~ ":coverage or :full"
-    assert Registry.lookup(:core_loop) == nil
+    assert Instrumented.lookup(:core_loop) == nil
 
     assert %{instrumented: [], skipped: [%{kind: :bad_option}]} =
              LiveCov.start(:core_loop, optimize: "full")
@@ -46,7 +46,7 @@ defmodule LiveCov.RegistryTest do
 
   test "stop restores the original code without killing processes still running it" do
     original_md5 = :core_loop.module_info(:md5)
-    [{:ok, :core_loop}] = Registry.instrument([:core_loop])
+    [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
     refute :core_loop.module_info(:md5) == original_md5
 
     parent = self()
@@ -63,25 +63,25 @@ defmodule LiveCov.RegistryTest do
 
     # While the old instrumented code is still in use, nothing new can be loaded without a
     # kill, so instrumenting is refused with the pids named.
-    assert [{:error, :core_loop, {:old_code_in_use, msg}}] = Registry.instrument([:core_loop])
+    assert [{:error, :core_loop, {:old_code_in_use, msg}}] = Pipeline.instrument([:core_loop])
     assert msg =~ inspect(pid)
 
     send(pid, :stop)
     assert_receive {:stopped, ^pid}, 1000
     Process.sleep(10)
     assert LiveCov.modules() == []
-    assert [{:ok, :core_loop}] = Registry.instrument([:core_loop])
+    assert [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
   end
 
   test "instrumenting is refused while an older instrumented version still runs" do
-    [{:ok, :core_loop}] = Registry.instrument([:core_loop])
+    [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
     parent = self()
     pid = spawn(:core_loop, :spin, [parent])
     Process.sleep(20)
     # Loading the original makes the spinning version old; stopping again cannot load
     # anything until that process leaves it.
     assert %{still_running: [{:core_loop, [^pid]}]} = LiveCov.stop()
-    [{:error, :core_loop, {:old_code_in_use, _}}] = Registry.instrument([:core_loop])
+    [{:error, :core_loop, {:old_code_in_use, _}}] = Pipeline.instrument([:core_loop])
     send(pid, :stop)
     assert_receive {:stopped, ^pid}, 1000
   end
@@ -90,7 +90,7 @@ defmodule LiveCov.RegistryTest do
     before = Table.info().live_slots
 
     assert [{:error, :no_such_module_xyz, {:no_beam, msg}}] =
-             Registry.instrument([:no_such_module_xyz])
+             Pipeline.instrument([:no_such_module_xyz])
 
     assert msg =~ "no_such_module_xyz"
     assert Table.info().live_slots == before

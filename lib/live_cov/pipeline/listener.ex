@@ -1,6 +1,6 @@
-defmodule LiveCov.Registry.Listener do
+defmodule LiveCov.Pipeline.Listener do
   @moduledoc false
-  # Told by `LiveCov.Registry` what it instrumented and restored, after each change, so other
+  # Told by `LiveCov.Pipeline` what it instrumented and restored, after each change, so other
   # parts can follow (today: `LiveCov.Nodes`, which loads and restores the same modules on
   # the covered nodes). Listeners are wired by the application (`LiveCov.Application`).
 

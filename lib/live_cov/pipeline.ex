@@ -1,39 +1,17 @@
-defmodule LiveCov.Registry do
-  @moduledoc """
-  Owns the set of instrumented modules.
-
-  Mutations (instrument, restore) are serialised through this process; the work inside them
-  (reading abstract code, rewriting, compiling, loading) runs in parallel across schedulers.
-  Reads go straight to a protected ETS table and never wait for this process.
-  """
+defmodule LiveCov.Pipeline do
+  @moduledoc false
+  # The instrumentation pipeline and the only writer of the instrumented-module state
+  # (`LiveCov.Instrumented`): for each target, fetch its forms, rewrite, compile (or take the
+  # cached binary), load, record. Mutations (instrument, restore, prune swaps) are serialised
+  # through this process; the work inside them runs in parallel across schedulers. After
+  # each change the `LiveCov.Pipeline.Listener` modules the application wires are told.
   use GenServer
 
-  alias LiveCov.{Instrument, ModuleInfo, Table}
+  alias LiveCov.{Instrument, Instrumented, ModuleInfo, Table}
   alias LiveCov.Instrument.{Forms, Rewrite}
-
-  @table :live_cov_modules
 
   @doc false
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
-
-  @doc "Instrumented modules' metadata, sorted by module."
-  @spec modules() :: [ModuleInfo.t()]
-  def modules do
-    @table |> :ets.tab2list() |> Enum.map(&elem(&1, 1)) |> Enum.sort_by(& &1.module)
-  rescue
-    ArgumentError -> []
-  end
-
-  @doc "Metadata of one instrumented module, or nil."
-  @spec lookup(module) :: ModuleInfo.t() | nil
-  def lookup(module) do
-    case :ets.lookup(@table, module) do
-      [{_, info}] -> info
-      [] -> nil
-    end
-  rescue
-    ArgumentError -> nil
-  end
 
   @doc """
   Instruments each target (module atom or beam path). Returns one result per target, in order:
@@ -98,7 +76,7 @@ defmodule LiveCov.Registry do
 
   @impl true
   def init(nil) do
-    :ets.new(@table, [:named_table, :protected, :set, read_concurrency: true])
+    :ok = Instrumented.create()
     {:ok, %{started: false}}
   end
 
@@ -130,13 +108,13 @@ defmodule LiveCov.Registry do
       end)
 
     # Listeners (covered remote nodes) follow.
-    notify(:instrumented, for({:ok, module} <- results, do: lookup(module)))
+    notify(:instrumented, for({:ok, module} <- results, do: Instrumented.lookup(module)))
     {:reply, results, %{state | started: true}}
   end
 
   def handle_call({:prune, module, slot, pruned, binary}, _from, state) do
     reply =
-      case lookup(module) do
+      case Instrumented.lookup(module) do
         %ModuleInfo{slot: ^slot} = info ->
           binary = if binary == :original, do: info.original, else: binary
 
@@ -153,7 +131,7 @@ defmodule LiveCov.Registry do
                 pruned_at: now
             }
 
-            :ets.insert(@table, {module, info})
+            Instrumented.put(info)
             {:ok, info}
           end
 
@@ -170,8 +148,8 @@ defmodule LiveCov.Registry do
   def handle_call({:restore, which}, _from, state) do
     infos =
       case which do
-        :all -> modules()
-        list -> list |> Enum.map(&lookup/1) |> Enum.reject(&is_nil/1)
+        :all -> Instrumented.modules()
+        list -> list |> Enum.map(&Instrumented.lookup/1) |> Enum.reject(&is_nil/1)
       end
 
     result =
@@ -179,7 +157,7 @@ defmodule LiveCov.Registry do
         case Instrument.restore(info.module, info.original, info.beam_path) do
           {:ok, pids} ->
             _ = Table.unregister(info.slot)
-            :ets.delete(@table, info.module)
+            Instrumented.delete(info.module)
             acc = %{acc | restored: [info.module | acc.restored]}
 
             if pids == [],
@@ -281,17 +259,17 @@ defmodule LiveCov.Registry do
 
   # In this process: record the module, retiring the counters of a previous instrumentation.
   defp commit(%ModuleInfo{module: module} = info) do
-    case lookup(module) do
+    case Instrumented.lookup(module) do
       %ModuleInfo{slot: old} -> _ = Table.unregister(old)
       nil -> :ok
     end
 
-    :ets.insert(@table, {module, info})
+    Instrumented.put(info)
     {:ok, module}
   end
 
   @doc """
-  Sets the `LiveCov.Registry.Listener` modules told about every change. The application
+  Sets the `LiveCov.Pipeline.Listener` modules told about every change. The application
   wires them at start.
   """
   @spec put_listeners([module]) :: :ok
