@@ -23,18 +23,20 @@ defmodule LiveCov.Pipeline do
         ]
   def instrument(targets, opts \\ []) do
     with :ok <- Table.check(),
-         :ok <- check_optimize(opts) do
+         :ok <- check_options(opts) do
       GenServer.call(__MODULE__, {:instrument, targets, opts}, :infinity)
     else
       {:error, reason} -> Enum.map(targets, &{:error, &1, reason})
     end
   end
 
-  defp check_optimize(opts) do
+  @doc "`:ok`, or `{:error, {:invalid_option, message}}` for an unknown compile profile."
+  @spec check_options(keyword) :: :ok | {:error, {:invalid_option, String.t()}}
+  def check_options(opts) do
     _ = Instrument.compile_options(opts)
     :ok
   rescue
-    e in ArgumentError -> {:error, {:bad_option, Exception.message(e)}}
+    e in ArgumentError -> {:error, {:invalid_option, Exception.message(e)}}
   end
 
   @doc """

@@ -9,7 +9,9 @@ defmodule LiveCov.Session do
   def start(target, opts) do
     {:ok, _} = Application.ensure_all_started(:live_cov)
 
-    with {:ok, mode, prune_opts} <- mode_opts(opts),
+    # Options are checked once, for the whole call, before any target is looked at.
+    with :ok <- Pipeline.check_options(opts),
+         {:ok, mode, prune_opts} <- mode_opts(opts),
          {:ok, targets, skipped, apps} <- resolve(List.wrap(target), {[], [], []}) do
       nodes = start_nodes(opts)
 

@@ -33,15 +33,19 @@ defmodule LiveCov.PipelineTest do
   end
 
   test "an unknown compile profile is refused for every target, before anything is compiled" do
-    assert [{:error, :core_loop, {:bad_option, msg}}] =
+    assert [{:error, :core_loop, {:invalid_option, msg}}] =
              Pipeline.instrument([:core_loop], optimize: :max)
 
     assert msg =~ "optimize: :max"
     assert msg =~ ":coverage or :full"
     assert Instrumented.lookup(:core_loop) == nil
 
-    assert %{instrumented: [], skipped: [%{kind: :bad_option}]} =
-             LiveCov.start(:core_loop, optimize: "full")
+    # Through LiveCov.start: once for the call, not once per module.
+    assert {:error, {:invalid_option, msg}} =
+             LiveCov.start([:core_loop, :lists], optimize: "full")
+
+    assert msg =~ ~s(optimize: "full")
+    assert Instrumented.lookup(:core_loop) == nil
   end
 
   test "stop restores the original code without killing processes still running it" do

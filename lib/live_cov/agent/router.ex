@@ -24,29 +24,6 @@ defmodule LiveCov.Agent.Router do
     ["metrics"] => ["GET"]
   }
 
-  @statuses %{
-    bad_request: 400,
-    malformed_json: 400,
-    invalid_body: 400,
-    invalid_option: 400,
-    invalid_parameter: 400,
-    unknown_parameter: 400,
-    bad_target: 400,
-    unauthorized: 401,
-    refused_application: 403,
-    not_found: 404,
-    unknown_format: 404,
-    unknown_application: 404,
-    method_not_allowed: 405,
-    not_main_node: 409,
-    body_too_large: 413,
-    unsupported_media_type: 415,
-    timeout: 503,
-    agent_stopping: 503,
-    nif_not_loaded: 503,
-    internal_error: 500
-  }
-
   @type response :: {100..599, [{String.t(), String.t()}], binary}
 
   @doc "Answers one request (see the module doc)."
@@ -90,7 +67,7 @@ defmodule LiveCov.Agent.Router do
 
   @doc "The HTTP status of an error kind (unknown kinds are 500)."
   @spec status_of(atom) :: 100..599
-  def status_of(kind), do: Map.get(@statuses, kind, 500)
+  def status_of(kind), do: LiveCov.Errors.status(kind)
 
   @doc "A JSON error response for `{kind, message}`."
   @spec error_response({atom, String.t()}, [{String.t(), String.t()}]) :: response

@@ -26,20 +26,6 @@ defmodule LiveCov.Gateway.Router do
 
   alias LiveCov.Gateway.{Api, Assets, Dashboard}
 
-  @statuses %{
-    invalid_body: 400,
-    invalid_parameter: 400,
-    malformed_json: 400,
-    unauthorized: 401,
-    not_found: 404,
-    unknown_service: 404,
-    method_not_allowed: 405,
-    conflict: 409,
-    unsupported_media_type: 415,
-    unavailable: 503,
-    timeout: 503
-  }
-
   @doc "Answers one request: `{status, [{header, value}], body}`."
   @spec handle(map, map) :: {pos_integer, [{String.t(), String.t()}], binary}
   def handle(req, config) do
@@ -173,7 +159,7 @@ defmodule LiveCov.Gateway.Router do
   defp security(_), do: []
 
   @doc "The HTTP status of an error kind."
-  def status_of(kind), do: Map.get(@statuses, kind, 500)
+  def status_of(kind), do: LiveCov.Errors.status(kind)
 
   @doc "A JSON error response."
   def error({kind, message}) do
