@@ -33,7 +33,10 @@ defmodule Mix.Tasks.Compile.LiveCovNif do
   end
 
   defp build(dest) do
-    args = ["build", "--release", "--quiet", "-p", @lib]
+    # The NIFs of the test suite and the benchmarks only in MIX_ENV=test (cargo feature
+    # test-nifs); every other build leaves them out.
+    features = if Mix.env() == :test, do: ["--features", "test-nifs"], else: []
+    args = ["build", "--release", "--quiet", "-p", @lib] ++ features
 
     case System.cmd("cargo", args, cd: @root, stderr_to_stdout: true) do
       {_, 0} ->

@@ -68,8 +68,10 @@ fi
 log() { printf '==> [matrix] %s\n' "$*"; }
 
 ensure_host() {
-  # OTP 25 / Elixir 1.14 here, the report consumers, and the NIF build.
+  # OTP 25 / Elixir 1.14 here, the report consumers, and the NIF build: the test build (with
+  # the NIFs only the tests and benchmarks use), which the roots get a copy of.
   scripts/setup.sh --consumers
+  MIX_ENV=test mix compile
 }
 
 ensure_root() {

@@ -13,6 +13,7 @@ scripts/setup.sh --consumers
 echo "==> cargo fmt / clippy / test"
 cargo fmt --all -- --check
 cargo clippy --release --all-targets -- -D warnings
+cargo clippy --release --all-targets --features live_cov_nif/test-nifs -- -D warnings
 cargo test --release
 echo "==> mix format"
 mix format --check-formatted

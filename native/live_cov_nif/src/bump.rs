@@ -85,6 +85,7 @@ rustler::codegen_runtime::inventory::submit!(rustler::Nif {
     raw_func: bump_raw,
 });
 
+#[cfg(feature = "test-nifs")]
 #[rustler::nif]
 fn bump_rustler(slot: i64, index: i64) -> rustler::Atom {
     if slot >= 0 && index >= 0 {

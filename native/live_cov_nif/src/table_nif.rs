@@ -177,6 +177,7 @@ fn info(env: Env) -> NifResult<Term> {
 }
 
 /// Panics on purpose: the test suite checks a panic becomes an Erlang exception.
+#[cfg(feature = "test-nifs")]
 #[rustler::nif]
 fn debug_panic(message: String) -> rustler::Atom {
     panic!("{message}")
