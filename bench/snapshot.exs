@@ -179,7 +179,7 @@ defmodule LiveCov.Bench.Snapshot do
 
     export = fn path ->
       infos = :ets.tab2list(registry) |> Enum.map(&elem(&1, 1))
-      snap = Snapshot.from_infos(infos, Table.snapshot(), labels: [bench: "snapshot"])
+      snap = LiveCov.Capture.from_infos(infos, Table.snapshot(), labels: [bench: "snapshot"])
       {:ok, _} = Snapshot.write(snap, path)
     end
 

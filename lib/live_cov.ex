@@ -168,14 +168,14 @@ defmodule LiveCov do
   `dump_and_reset/1`).
   """
   @spec snapshot(keyword) :: LiveCov.Snapshot.t()
-  def snapshot(opts \\ []), do: LiveCov.Snapshot.build(opts)
+  def snapshot(opts \\ []), do: LiveCov.Capture.build(opts)
 
   @doc """
   Writes a snapshot to `path` (LiveCov's snapshot format; options as `snapshot/1`).
   Returns `{:ok, %{path:, bytes:, modules:, content_hash:}}`.
   """
   @spec export(Path.t(), keyword) :: {:ok, map} | {:error, {atom, String.t()}}
-  def export(path, opts \\ []), do: LiveCov.Snapshot.write(LiveCov.Snapshot.build(opts), path)
+  def export(path, opts \\ []), do: LiveCov.Snapshot.write(LiveCov.Capture.build(opts), path)
 
   @doc """
   Imports a snapshot file (or a cover `.coverdata` file): its counts add to those of the

@@ -187,7 +187,7 @@ defmodule LiveCov.Cover do
         # As cover: a module known only from imported data is analysed from that data.
         case imported_only([module]) do
           [^module] ->
-            LiveCov.Snapshot.analyse(LiveCov.Imported.snapshot(), module, analysis, level)
+            LiveCov.SnapshotReport.analyse(LiveCov.Imported.snapshot(), module, analysis, level)
 
           [] ->
             {:error, {:not_cover_compiled, module}}
@@ -210,7 +210,7 @@ defmodule LiveCov.Cover do
     snap = LiveCov.Imported.snapshot()
 
     Enum.flat_map(modules, fn m ->
-      case LiveCov.Snapshot.analyse(snap, m, analysis, level) do
+      case LiveCov.SnapshotReport.analyse(snap, m, analysis, level) do
         {:ok, result} -> List.wrap(result)
         {:error, _} -> []
       end

@@ -37,7 +37,7 @@ defmodule LiveCov.Dumps do
   @doc "An unkeyed dump-and-reset: every counter of this node read and zeroed in one step."
   @spec dump(keyword) :: Snapshot.t()
   def dump(opts \\ []),
-    do: Snapshot.build(opts |> Keyword.delete(:key) |> Keyword.put(:take, true))
+    do: LiveCov.Capture.build(opts |> Keyword.delete(:key) |> Keyword.put(:take, true))
 
   @doc """
   Forgets `key` (its dump could not be delivered and its counts were given back to the

@@ -239,7 +239,9 @@ defmodule LiveCov.ExUnit do
               do: {meta, mods[info.module].counts}
 
         %Snapshot{
-          provenance: [Snapshot.origin(labels: [test: test_label(module, test, parameters)])],
+          provenance: [
+            LiveCov.Capture.origin(labels: [test: test_label(module, test, parameters)])
+          ],
           metas: Map.new(pairs, fn {m, _} -> {m.hash, m} end),
           counts: Map.new(pairs, fn {m, c} -> {m.hash, c} end)
         }

@@ -248,7 +248,7 @@ defmodule LiveCov.MixTool do
     {:ok, path} = ok!(write_export(base <> @export_ext))
 
     {:ok, %{path: snap}} =
-      ok!(Snapshot.write(Snapshot.build(counts: :all), base <> @snapshot_ext))
+      ok!(Snapshot.write(LiveCov.Capture.build(counts: :all), base <> @snapshot_ext))
 
     # cover's own format, for `mix test.coverage` and excoveralls' --import-cover.
     coverdata = base <> ".coverdata"

@@ -38,7 +38,7 @@ defmodule LiveCov.Snapshot do
   unless given `loaded:`.
   """
 
-  alias LiveCov.{Analyse, Instrumented, ModuleInfo, Native, Stats, Table}
+  alias LiveCov.{ModuleInfo, Native, Table}
 
   defmodule Meta do
     @moduledoc """
@@ -96,150 +96,6 @@ defmodule LiveCov.Snapshot do
   @cache :live_cov_meta_cache
   # Above this many bytes count arithmetic runs on a dirty scheduler.
   @dirty_bytes 400_000
-
-  ## Building
-
-  @doc """
-  A snapshot of this node's counter table for every instrumented module.
-
-  Options:
-
-    * `:labels` - a map or keyword of provenance labels (test run id, service, git commit, ...),
-      added to `config :live_cov, :labels`.
-    * `:take` - `true` reads and zeroes the counters in one step, exactly (no bump lost or
-      counted twice while others keep bumping); see `LiveCov.dump_and_reset/0`.
-    * `:modules` - only these modules.
-    * `:counts` - `:local` (default: this node's table) or `:all`: the counts reports see
-      (`LiveCov.Counts`: this node, covered nodes, imported data of the same build).
-
-  Modules whose metadata cannot be encoded are listed in `skipped` with the reason.
-  """
-  @spec build(keyword) :: t
-  def build(opts \\ []) do
-    take = Keyword.get(opts, :take, false)
-    # With take, read (and zero) the table first: a module committed to the registry after
-    # this moment has its counts in the table still, not lost.
-    table = if take, do: Table.snapshot(take: true), else: nil
-    infos = select(Instrumented.modules(), opts[:modules])
-    table = table || Table.snapshot()
-
-    if take do
-      put_back_unknown(table, infos)
-      # What was taken is this node's table: the other sources were not reset.
-      from_infos(infos, table, Keyword.delete(opts, :counts))
-    else
-      from_infos(infos, table, opts)
-    end
-  end
-
-  @doc """
-  A snapshot of the given modules from a reading of the counter table
-  (`LiveCov.Table.snapshot/1`: `%{slot => packed_counts}`). Options `:labels` and `:counts`
-  as in `build/1`. A module whose slot is not in the reading has zero counts.
-  The pruned sites of modules in `mode: :coverage` (`ModuleInfo` `pruned`) are recorded in
-  `pruned`.
-  """
-  @spec from_infos([ModuleInfo.t()], %{non_neg_integer => binary}, keyword) :: t
-  def from_infos(infos, table, opts \\ []) do
-    counts =
-      case Keyword.get(opts, :counts, :local) do
-        :all -> LiveCov.Counts.collect(infos) |> Map.new(fn {m, c} -> {m, Table.encode(c)} end)
-        _ -> nil
-      end
-
-    {metas, skipped} = metas_of(infos)
-
-    packed =
-      for {info, %Meta{hash: h}} <- Enum.zip(infos, metas), h != nil, into: %{} do
-        bin =
-          case counts do
-            nil -> Map.get(table, info.slot) || zeros(ModuleInfo.size(info))
-            all -> Map.fetch!(all, info.module)
-          end
-
-        {h, bin}
-      end
-
-    pruned =
-      for {info, %Meta{hash: h}} <- Enum.zip(infos, metas),
-          h != nil,
-          sites = pruned_of(info),
-          sites != [],
-          into: %{},
-          do: {h, sites}
-
-    %__MODULE__{
-      provenance: [origin(opts)],
-      metas: for(%Meta{hash: h} = m <- metas, h != nil, into: %{}, do: {h, m}),
-      counts: packed,
-      pruned: pruned,
-      skipped: skipped
-    }
-  end
-
-  # The sorted pruned site indices of a module (none for modules that were never pruned).
-  defp pruned_of(info) do
-    case Map.get(info, :pruned) do
-      nil -> []
-      sites -> sites |> Enum.to_list() |> Enum.sort()
-    end
-  end
-
-  defp select(infos, nil), do: infos
-  defp select(infos, modules), do: Enum.filter(infos, &(&1.module in List.wrap(modules)))
-
-  # Counts taken from slots no module is registered under (yet) go back to the table, so a
-  # module being committed while we take is counted next time rather than lost.
-  defp put_back_unknown(table, infos) do
-    known = MapSet.new(infos, & &1.slot)
-
-    for {slot, bin} <- table,
-        not MapSet.member?(known, slot),
-        bin != zeros(div(byte_size(bin), 8)) do
-      _ = Table.add(slot, bin)
-    end
-
-    :ok
-  end
-
-  defp zeros(n), do: :binary.copy(<<0::64>>, n)
-
-  @boot_label "live_cov_boot"
-
-  @doc """
-  A random id of this VM's life, recorded in every snapshot's provenance under the
-  `"live_cov_boot"` label: a collector can tell a restarted node (same node name, maybe the
-  same OS pid in a container) from the same node's later snapshot.
-  """
-  @spec boot_id() :: String.t()
-  def boot_id do
-    case :persistent_term.get({__MODULE__, :boot_id}, nil) do
-      nil ->
-        id = Base.encode16(:crypto.strong_rand_bytes(8), case: :lower)
-        :persistent_term.put({__MODULE__, :boot_id}, id)
-        id
-
-      id ->
-        id
-    end
-  end
-
-  @doc "The provenance entry of a snapshot made here now (`labels` as in `build/1`)."
-  @spec origin(keyword) :: origin
-  def origin(opts \\ []) do
-    labels =
-      Application.get_env(:live_cov, :labels, [])
-      |> Enum.concat(Keyword.get(opts, :labels, []))
-      |> Map.new(fn {k, v} -> {to_string(k), to_string(v)} end)
-      |> Map.put_new(@boot_label, boot_id())
-
-    %{
-      node: Atom.to_string(node()),
-      os_pid: System.pid(),
-      time: System.os_time(:millisecond),
-      labels: labels
-    }
-  end
 
   @doc """
   The metadata of instrumented modules, in order, and the modules that could not be
@@ -615,14 +471,15 @@ defmodule LiveCov.Snapshot do
   The build a report uses for each module: `%{module => hash}`. Options:
 
     * `builds: %{module => hash}` - explicit choices;
-    * otherwise the build loaded here (instrumented, same metadata) when the snapshot has it;
+    * otherwise a build of `loaded:` (a set of hashes, e.g. `LiveCov.Capture.loaded_hashes/0`:
+      the builds instrumented here) when the snapshot has one;
     * otherwise, for a module with several builds, the one with the most counts, else the
       only one.
   """
   @spec choose(t, keyword) :: %{module => hash}
   def choose(snap, opts \\ []) do
     explicit = Keyword.get(opts, :builds, %{})
-    loaded = Keyword.get_lazy(opts, :loaded, &loaded_hashes/0)
+    loaded = Keyword.get(opts, :loaded, MapSet.new())
 
     Map.new(builds(snap), fn {module, hashes} ->
       pick =
@@ -639,68 +496,6 @@ defmodule LiveCov.Snapshot do
 
   defp total(snap, hash),
     do: snap.counts |> Map.get(hash, <<>>) |> Table.decode() |> Enum.sum()
-
-  @doc false
-  def loaded_hashes do
-    {metas, _} = metas_of(Instrumented.modules())
-    MapSet.new(for %Meta{hash: h} <- metas, h != nil, do: h)
-  end
-
-  @doc """
-  Line data (as `LiveCov.Stats.build/2` takes it) for one build of each module, chosen by
-  `choose/2` (options `:builds`, `:modules`). A build with pruned sites is `exact: false`
-  (its counts are lower bounds) and lists the lines whose sites were all pruned in
-  `pruned_lines`, as `LiveCov.module_data/1` does.
-  """
-  @spec module_data(t, keyword) :: [Stats.module_data()]
-  def module_data(%__MODULE__{} = snap, opts \\ []) do
-    wanted = opts[:modules] && MapSet.new(List.wrap(opts[:modules]))
-
-    for {module, hash} <- Enum.sort(choose(snap, opts)),
-        wanted == nil or MapSet.member?(wanted, module) do
-      info = module_info(snap, hash)
-      counts = counts(snap, hash)
-
-      %{
-        module: module,
-        source: info.source,
-        lines: Analyse.lines(info, counts),
-        functions: Analyse.functions(info, counts),
-        exact: MapSet.size(info.pruned) == 0,
-        pruned_lines: LiveCov.Prune.pruned_lines(info)
-      }
-    end
-  end
-
-  @doc "The coverage report (`LiveCov.Stats`) of a snapshot; options of `module_data/2` and `LiveCov.Stats.build/2`."
-  @spec report(t, keyword) :: Stats.t() | error
-  def report(%__MODULE__{} = snap, opts \\ []) do
-    Stats.build(module_data(snap, opts), Keyword.drop(opts, [:builds, :modules, :loaded]))
-  end
-
-  @doc """
-  Cover-compatible analysis (as `:cover.analyse/3`) of one module's chosen build, or of a
-  build given by hash.
-  """
-  @spec analyse(
-          t,
-          module | hash,
-          :calls | :coverage,
-          :module | :function | :clause | :line,
-          keyword
-        ) ::
-          {:ok, term} | {:error, {:not_in_snapshot, module | hash}}
-  def analyse(snap, module_or_hash, analysis, level, opts \\ []) do
-    hash =
-      if is_map_key(snap.metas, module_or_hash),
-        do: module_or_hash,
-        else: Map.get(choose(snap, opts), module_or_hash)
-
-    case hash do
-      nil -> {:error, {:not_in_snapshot, module_or_hash}}
-      h -> {:ok, Analyse.cover(module_info(snap, h), counts(snap, h), analysis, level)}
-    end
-  end
 
   @doc """
   A `LiveCov.ModuleInfo` describing a build (no slot), for `LiveCov.Analyse`. With pruned
@@ -742,6 +537,8 @@ defmodule LiveCov.Snapshot do
       {:error, {_, msg}} -> raise ArgumentError, msg
     end
   end
+
+  defp zeros(n), do: :binary.copy(<<0::64>>, n)
 
   defp sub!(a, b) do
     fun =

@@ -60,7 +60,7 @@ defmodule LiveCov.ExUnitTest do
 
     # The stored delta is a snapshot of what the test ran.
     d = LiveCov.ExUnit.delta(FakeTest, :"test even")
-    assert {:ok, {:snap_fx, 1}} = Snapshot.analyse(d, :snap_fx, :calls, :module)
+    assert {:ok, {:snap_fx, 1}} = LiveCov.SnapshotReport.analyse(d, :snap_fx, :calls, :module)
     assert [%{labels: %{"test" => "FakeTest test even"}}] = d.provenance
 
     LiveCov.ExUnit.clear()

@@ -329,8 +329,8 @@ defmodule LiveCov.GatewayE2ETest do
     a_final = direct(a)
     expected_shop = Snapshot.merge([a_final, b_life1, direct(b), direct(c)])
     stats_opts = [loaded: MapSet.new(), root: src]
-    expected = Snapshot.report(expected_shop, stats_opts)
-    expected_direct = Snapshot.report(a_final, stats_opts)
+    expected = LiveCov.SnapshotReport.report(expected_shop, stats_opts)
+    expected_direct = LiveCov.SnapshotReport.report(a_final, stats_opts)
     assert expected.hits > 0
 
     # The published LCOV is the nodes' sum, exactly.

@@ -183,7 +183,7 @@ defmodule LiveCov.GatewayTest do
       s = Source.new(%{name: "a", kind: :agent, service: "s"})
       {s1, b1} = snap_after(sign: [1])
       [o] = s1.provenance
-      assert o.labels["live_cov_boot"] == Snapshot.boot_id()
+      assert o.labels["live_cov_boot"] == LiveCov.Capture.boot_id()
       # The restarted node already ran more than before on every line: counts alone would not
       # show the restart, the boot id does.
       {s2, _} = snap_after(sign: [1], sign: [1], twice: [2])

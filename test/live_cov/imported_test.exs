@@ -58,7 +58,8 @@ defmodule LiveCov.ImportedTest do
     refute md5 == Instrumented.lookup(:snap_fx).md5
 
     # A report against the imported build: loop(4) is 5 calls of loop/1 and 4 of add/2.
-    assert {:ok, {:snap_fx, 9}} = Snapshot.analyse(Imported.snapshot(), :snap_fx, :calls, :module)
+    assert {:ok, {:snap_fx, 9}} =
+             LiveCov.SnapshotReport.analyse(Imported.snapshot(), :snap_fx, :calls, :module)
 
     # Load the variant build: its imported counts now add.
     LiveCov.stop()

@@ -136,7 +136,9 @@ defmodule LiveCov.SnapshotPrunedTest do
       assert Snapshot.modules(snap) == [:m1, :m2]
       assert Snapshot.counts(snap, :m1) == [1, 0, 300]
       assert Snapshot.counts(snap, :m2) == [0xFFFF_FFFF_FFFF_FFFF, 5]
-      assert [%{exact: true}, %{exact: true}] = Snapshot.module_data(snap, loaded: MapSet.new())
+
+      assert [%{exact: true}, %{exact: true}] =
+               LiveCov.SnapshotReport.module_data(snap, loaded: MapSet.new())
 
       # Written again it is a version 2 file with the same data.
       assert {:ok, v2} = Snapshot.encode(snap)
@@ -239,7 +241,7 @@ defmodule LiveCov.SnapshotPrunedTest do
       {:ok, data} = Snapshot.encode(snap)
       {:ok, back} = Snapshot.decode(data)
 
-      by_module = Map.new(Snapshot.module_data(back), &{&1.module, &1})
+      by_module = Map.new(LiveCov.SnapshotReport.module_data(back), &{&1.module, &1})
       assert by_module.prune_loop.exact == false
       assert by_module.prune_full.exact == true
       assert by_module.prune_full.pruned_lines == []
@@ -247,14 +249,14 @@ defmodule LiveCov.SnapshotPrunedTest do
       assert by_module.prune_loop.pruned_lines != []
       assert Enum.all?(by_module.prune_loop.pruned_lines, &(by_module.prune_loop.lines[&1] > 0))
 
-      assert %LiveCov.Stats{exact: false} = Snapshot.report(back, root: File.cwd!())
+      assert %LiveCov.Stats{exact: false} = LiveCov.SnapshotReport.report(back, root: File.cwd!())
 
       assert %LiveCov.Stats{exact: true} =
-               Snapshot.report(back, root: File.cwd!(), modules: [:prune_full])
+               LiveCov.SnapshotReport.report(back, root: File.cwd!(), modules: [:prune_full])
 
       # Before pruning the same build reports exact counts.
       {:ok, plain} = unpruned |> Snapshot.encode() |> elem(1) |> Snapshot.decode()
-      assert %LiveCov.Stats{exact: true} = Snapshot.report(plain, root: File.cwd!())
+      assert %LiveCov.Stats{exact: true} = LiveCov.SnapshotReport.report(plain, root: File.cwd!())
     end
   end
 end

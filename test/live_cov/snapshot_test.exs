@@ -35,7 +35,13 @@ defmodule LiveCov.SnapshotTest do
       assert node == Atom.to_string(node())
       assert pid == System.pid()
       assert abs(time - System.os_time(:millisecond)) < 60_000
-      assert labels == %{"run" => "17", "service" => "api", "live_cov_boot" => Snapshot.boot_id()}
+
+      assert labels == %{
+               "run" => "17",
+               "service" => "api",
+               "live_cov_boot" => LiveCov.Capture.boot_id()
+             }
+
       assert Snapshot.modules(snap) == [:snap_fx, :snap_fx2]
 
       info = LiveCov.Instrumented.lookup(:snap_fx)
@@ -275,10 +281,13 @@ defmodule LiveCov.SnapshotTest do
                Snapshot.counts(other, :snap_fx)
 
       assert [%{module: :snap_fx, lines: lines}] =
-               Snapshot.module_data(mixed, modules: [:snap_fx], builds: %{snap_fx: variant})
+               LiveCov.SnapshotReport.module_data(mixed,
+                 modules: [:snap_fx],
+                 builds: %{snap_fx: variant}
+               )
 
       assert Map.has_key?(lines, 23)
-      assert %LiveCov.Stats{} = Snapshot.report(mixed, root: File.cwd!())
+      assert %LiveCov.Stats{} = LiveCov.SnapshotReport.report(mixed, root: File.cwd!())
 
       # The NIF merges encoded files the same way.
       {:ok, ea} = Snapshot.encode(a)
@@ -312,10 +321,12 @@ defmodule LiveCov.SnapshotTest do
       snap = LiveCov.snapshot()
 
       for a <- [:calls, :coverage], l <- [:line, :clause, :function, :module] do
-        assert Snapshot.analyse(snap, :snap_fx, a, l) == LiveCov.Cover.analyse(:snap_fx, a, l)
+        assert LiveCov.SnapshotReport.analyse(snap, :snap_fx, a, l) ==
+                 LiveCov.Cover.analyse(:snap_fx, a, l)
       end
 
-      assert {:error, {:not_in_snapshot, :nope}} = Snapshot.analyse(snap, :nope, :calls, :line)
+      assert {:error, {:not_in_snapshot, :nope}} =
+               LiveCov.SnapshotReport.analyse(snap, :nope, :calls, :line)
     end
   end
 
@@ -328,7 +339,7 @@ defmodule LiveCov.SnapshotTest do
       later = LiveCov.snapshot()
       d = LiveCov.delta(before, later)
 
-      {:ok, lines} = Snapshot.analyse(d, :snap_fx, :calls, :line)
+      {:ok, lines} = LiveCov.SnapshotReport.analyse(d, :snap_fx, :calls, :line)
       ran = for {{_, l}, n} <- lines, n > 0, do: {l, n}
       assert ran == [{13, 1}, {14, 1}]
       assert Snapshot.counts(d, :snap_fx2) |> Enum.sum() == 0

@@ -148,7 +148,7 @@ defmodule LiveCov.Gateway.View do
   def stats(nil, config), do: stats(%Snapshot{}, config)
 
   def stats(%Snapshot{} = snap, %Config{} = config) do
-    case Snapshot.report(snap, [loaded: MapSet.new()] ++ Config.stats_opts(config)) do
+    case LiveCov.SnapshotReport.report(snap, [loaded: MapSet.new()] ++ Config.stats_opts(config)) do
       %Stats{} = stats -> {:ok, sandbox(stats, Config.allowed_dirs(config))}
       {:error, _} = error -> error
     end

@@ -174,7 +174,7 @@ defmodule Mix.Tasks.LiveCov.Report do
 
   # Reports are made against the builds in the file, not against what this VM has loaded.
   defp snapshot_report(snap, stats_opts),
-    do: LiveCov.Snapshot.report(snap, [loaded: MapSet.new()] ++ stats_opts)
+    do: LiveCov.SnapshotReport.report(snap, [loaded: MapSet.new()] ++ stats_opts)
 
   # `.coverdata` records no source paths: as cover does, take them from the beams' compile
   # info when the modules can be found here.
