@@ -200,39 +200,7 @@ defmodule LiveCov.Stats do
     end
   end
 
-  defp path_maps(opts) do
-    compile = Keyword.get(opts, :compile_root)
-    runtime = Keyword.get(opts, :runtime_root)
-    extra = Keyword.get(opts, :path_map, [])
-
-    first =
-      case {compile, runtime} do
-        {nil, nil} ->
-          {:ok, []}
-
-        {c, r} when is_binary(c) and is_binary(r) ->
-          {:ok, [{c, r}]}
-
-        _ ->
-          {:error,
-           {:invalid_option, ":compile_root and :runtime_root must be given together, as strings"}}
-      end
-
-    with {:ok, first} <- first,
-         true <-
-           is_list(extra) and
-             Enum.all?(extra, &match?({a, b} when is_binary(a) and is_binary(b), &1)) do
-      {:ok, Enum.map(first ++ extra, fn {a, b} -> {trim_slash(a), trim_slash(b)} end)}
-    else
-      {:error, _} = err ->
-        err
-
-      false ->
-        {:error,
-         {:invalid_option,
-          ":path_map must be a list of {compile_prefix, runtime_prefix} string pairs, got: #{short(extra)}"}}
-    end
-  end
+  defp path_maps(opts), do: LiveCov.PathMap.from_opts(opts)
 
   defp root(opts) do
     case Keyword.get(opts, :root, Keyword.get(opts, :runtime_root)) do
@@ -274,8 +242,7 @@ defmodule LiveCov.Stats do
     end
   end
 
-  defp trim_slash("/"), do: "/"
-  defp trim_slash(p), do: String.trim_trailing(p, "/")
+  defp trim_slash(p), do: LiveCov.PathMap.trim_slash(p)
 
   ## --- input validation -----------------------------------------------
 
@@ -397,41 +364,10 @@ defmodule LiveCov.Stats do
     }
   end
 
-  defp resolve_path(source, cfg) do
-    mapped =
-      Enum.find_value(cfg.path_maps, source, fn {from, to} ->
-        cond do
-          source == from ->
-            to
+  defp resolve_path(source, cfg),
+    do: source |> LiveCov.PathMap.map(cfg.path_maps) |> Path.expand(cfg.root || "/")
 
-          String.starts_with?(source, from <> "/") ->
-            to <> binary_part(source, byte_size(from), byte_size(source) - byte_size(from))
-
-          from == "/" ->
-            Path.join(to, source)
-
-          true ->
-            nil
-        end
-      end)
-
-    Path.expand(mapped, cfg.root || "/")
-  end
-
-  defp display_name(path, nil), do: path
-
-  defp display_name(path, root) do
-    cond do
-      root == "/" ->
-        path
-
-      String.starts_with?(path, root <> "/") ->
-        binary_part(path, byte_size(root) + 1, byte_size(path) - byte_size(root) - 1)
-
-      true ->
-        path
-    end
-  end
+  defp display_name(path, root), do: LiveCov.PathMap.display_name(path, root)
 
   defp build_source(path, name, mods, cfg) do
     counts =

@@ -65,7 +65,7 @@ defmodule LiveCov.MixToolTest do
 
     test "the export holds module data and sources; its report equals the live one", ctx do
       path = Path.join(ctx.dir, "out/run.livecov.json")
-      assert {:ok, ^path} = MixTool.write_export(path)
+      assert {:ok, ^path} = LiveCov.ExportFile.write(path)
 
       json = path |> File.read!() |> LiveCov.JSON.decode!()
       assert json["format"] == "live_cov_export" and json["version"] == 1
@@ -74,9 +74,9 @@ defmodule LiveCov.MixToolTest do
       assert calc["source"] == Path.join(ctx.lib, "calc.ex")
       assert json["sources"][calc["source"]] == File.read!(calc["source"])
 
-      assert {:ok, export} = MixTool.read_export(path)
+      assert {:ok, export} = LiveCov.ExportFile.read(path)
       opts = [root: ctx.dir, ignore_modules: [FixtureApp.Ignored]]
-      from_export = MixTool.export_stats(export, opts)
+      from_export = LiveCov.ExportFile.stats(export, opts)
       live = LiveCov.report(opts)
 
       mine = fn stats ->
@@ -96,15 +96,15 @@ defmodule LiveCov.MixToolTest do
 
     test "embedded sources are used when the files are gone", ctx do
       path = Path.join(ctx.dir, "run.livecov.json")
-      {:ok, _} = MixTool.write_export(path)
+      {:ok, _} = LiveCov.ExportFile.write(path)
       text = File.read!(Path.join(ctx.lib, "calc.ex"))
       moved = ctx.lib <> "_moved"
       File.rename!(ctx.lib, moved)
 
       stats =
         try do
-          {:ok, export} = MixTool.read_export(path)
-          MixTool.export_stats(export, root: ctx.dir)
+          {:ok, export} = LiveCov.ExportFile.read(path)
+          LiveCov.ExportFile.stats(export, root: ctx.dir)
         after
           File.rename!(moved, ctx.lib)
         end
@@ -209,7 +209,7 @@ defmodule LiveCov.MixToolTest do
       out = Path.join(dir, "merged")
 
       json = Path.join(dir, "x.livecov.json")
-      {:ok, _} = MixTool.write_export(json)
+      {:ok, _} = LiveCov.ExportFile.write(json)
 
       assert_raise Mix.Error, ~r/cannot_merge.*x\.livecov\.json.*--export-coverage/, fn ->
         Mix.Tasks.LiveCov.Report.run(~w(-i #{a} -i #{json} --format lcov --output #{out}))
@@ -244,16 +244,16 @@ defmodule LiveCov.MixToolTest do
 
       path = write_json(dir, "a.json", export_doc([mod], %{}, "/build/app"))
 
-      {:ok, export} = MixTool.read_export(path)
+      {:ok, export} = LiveCov.ExportFile.read(path)
       assert export.generated_at == ~U[2024-05-01 10:00:00Z]
       assert [%{module: A, lines: %{2 => 3}, functions: [{"f/0", 2, 3}]}] = export.modules
 
-      stats = MixTool.export_stats(export, compile_root: "/build/app", runtime_root: runtime)
+      stats = LiveCov.ExportFile.stats(export, compile_root: "/build/app", runtime_root: runtime)
       assert [%{filename: "lib/a.ex", path: p, hits: 1, missing_source?: false}] = stats.files
       assert p == Path.join(runtime, "lib/a.ex")
 
       # Without the mapping the file is reported with its source missing, not dropped.
-      stats = MixTool.export_stats(export)
+      stats = LiveCov.ExportFile.stats(export)
       assert [%{filename: "lib/a.ex", missing_source?: true}] = stats.files
     end
 
@@ -261,9 +261,11 @@ defmodule LiveCov.MixToolTest do
       mod = %{module: "Elixir.B", source: "/build/app/lib/b.ex", lines: %{"2" => 0}}
       sources = %{"/build/app/lib/b.ex" => "defmodule B do\n  def g, do: :ok\nend\n"}
       path = write_json(dir, "b.json", export_doc([mod], sources, "/build/app"))
-      {:ok, export} = MixTool.read_export(path)
+      {:ok, export} = LiveCov.ExportFile.read(path)
 
-      stats = MixTool.export_stats(export, compile_root: "/build/app", runtime_root: "/srv/app")
+      stats =
+        LiveCov.ExportFile.stats(export, compile_root: "/build/app", runtime_root: "/srv/app")
+
       assert [%{filename: "lib/b.ex", path: "/srv/app/lib/b.ex", misses: 1} = f] = stats.files
       assert Enum.at(f.source, 1).source == "  def g, do: :ok"
       assert stats.coverage == 0.0
@@ -271,20 +273,20 @@ defmodule LiveCov.MixToolTest do
 
     test "bad input is an error naming the file and the fix", %{dir: dir} do
       missing = Path.join(dir, "nope.json")
-      assert {:error, {:read_failed, msg}} = MixTool.read_export(missing)
+      assert {:error, {:read_failed, msg}} = LiveCov.ExportFile.read(missing)
       assert msg =~ missing
 
       not_json = Path.join(dir, "x.json")
       File.write!(not_json, "{oops")
-      assert {:error, {:invalid_export, msg}} = MixTool.read_export(not_json)
+      assert {:error, {:invalid_export, msg}} = LiveCov.ExportFile.read(not_json)
       assert msg =~ "not JSON"
 
       other = write_json(dir, "other.json", %{hello: 1})
-      assert {:error, {:invalid_export, msg}} = MixTool.read_export(other)
+      assert {:error, {:invalid_export, msg}} = LiveCov.ExportFile.read(other)
       assert msg =~ "not a LiveCov export"
 
       future = write_json(dir, "v9.json", %{export_doc([], %{}, "/") | version: 9})
-      assert {:error, {:invalid_export, msg}} = MixTool.read_export(future)
+      assert {:error, {:invalid_export, msg}} = LiveCov.ExportFile.read(future)
       assert msg =~ "version 9"
 
       bad_lines =
@@ -294,12 +296,14 @@ defmodule LiveCov.MixToolTest do
           export_doc([%{module: "Elixir.A", lines: %{"x" => 1}}], %{}, "/")
         )
 
-      assert {:error, {:invalid_export, msg}} = MixTool.read_export(bad_lines)
+      assert {:error, {:invalid_export, msg}} = LiveCov.ExportFile.read(bad_lines)
       assert msg =~ "modules[0]"
 
-      {:ok, export} = MixTool.read_export(write_json(dir, "ok.json", export_doc([], %{}, "/")))
-      assert {:error, {:invalid_option, _}} = MixTool.export_stats(export, compile_root: "/a")
-      assert {:error, {:invalid_option, _}} = MixTool.export_stats(export, path_map: [:bad])
+      {:ok, export} =
+        LiveCov.ExportFile.read(write_json(dir, "ok.json", export_doc([], %{}, "/")))
+
+      assert {:error, {:invalid_option, _}} = LiveCov.ExportFile.stats(export, compile_root: "/a")
+      assert {:error, {:invalid_option, _}} = LiveCov.ExportFile.stats(export, path_map: [:bad])
     end
 
     test "mix live_cov.report --input writes every requested format", %{dir: dir} do

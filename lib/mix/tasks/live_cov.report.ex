@@ -164,8 +164,8 @@ defmodule Mix.Tasks.LiveCov.Report do
   defp report_from_file(input, stats_opts) do
     case input_kind(input) do
       :json ->
-        with {:ok, export} <- MixTool.read_export(input),
-             do: MixTool.export_stats(export, stats_opts)
+        with {:ok, export} <- LiveCov.ExportFile.read(input),
+             do: LiveCov.ExportFile.stats(export, stats_opts)
 
       _snapshot_or_coverdata ->
         report_from_files([input], stats_opts)
