@@ -18,7 +18,7 @@ defmodule LiveCov do
 
   alias LiveCov.{Instrumented, Report, Session, Stats}
 
-  require LiveCov.Nodes
+  require LiveCov.MainNode
 
   @typedoc "An application name, a module, a beam file, a directory of beams, or a list of them."
   @type target :: atom | Path.t() | charlist | [target]
@@ -154,7 +154,7 @@ defmodule LiveCov do
 
   # On a node covered by another node (see LiveCov.Nodes) these answer
   # {:error, {:not_main_node, message}}.
-  LiveCov.Nodes.main_node_only(
+  LiveCov.MainNode.main_node_only(
     [start: 2, stop: 0, stop: 1, reset: 0, prune: 0, report: 1, total_coverage: 1, write: 3],
     :message
   )

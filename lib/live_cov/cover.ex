@@ -20,7 +20,7 @@ defmodule LiveCov.Cover do
 
   alias LiveCov.{Analyse, Counts, Coverdata, Instrumented, Pipeline, Table}
 
-  require LiveCov.Nodes
+  require LiveCov.MainNode
 
   @analyses [:calls, :coverage]
   @levels [:module, :function, :clause, :line]
@@ -378,7 +378,7 @@ defmodule LiveCov.Cover do
 
   # On a covered node the main-node-only functions answer {:error, :not_main_node}, as
   # :cover's do (wrapping whichever of them are defined above).
-  LiveCov.Nodes.main_node_only(
+  LiveCov.MainNode.main_node_only(
     [
       start: 1,
       stop: 0,

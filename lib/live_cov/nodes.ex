@@ -30,7 +30,7 @@ defmodule LiveCov.Nodes do
   require Logger
 
   alias LiveCov.{Counts, Instrumented, ModuleInfo, Table}
-  alias LiveCov.Nodes.Remote
+  alias LiveCov.Nodes.{Calls, Remote}
 
   # Modules sent to a node per call: bounds the size of one distribution message.
   @chunk 10
@@ -40,56 +40,8 @@ defmodule LiveCov.Nodes do
   @doc false
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
-  ## Main-node check
-
   @doc "The main node: this node, unless it is covered by another node."
-  @spec main_node() :: node
-  def main_node, do: Remote.main_node() || node()
-
-  @doc "`:ok` on the main node, `{:error, :not_main_node}` on a covered node."
-  @spec check_main() :: :ok | {:error, :not_main_node}
-  def check_main do
-    case Remote.main_node() do
-      nil -> :ok
-      main when main == node() -> :ok
-      _ -> {:error, :not_main_node}
-    end
-  end
-
-  @doc """
-  Makes the listed `{name, arity}` functions of the calling module (those it defines before
-  this call) answer only on the main node: on a covered node they return, instead of running,
-  `check_main/0`'s `{:error, :not_main_node}` (`error: :reason`) or `not_main_node/0`'s
-  message (`error: :message`).
-  """
-  defmacro main_node_only(functions, error) when error in [:reason, :message] do
-    quote bind_quoted: [functions: functions, error: error] do
-      for {name, arity} <- functions, Module.defines?(__MODULE__, {name, arity}, :def) do
-        args = Macro.generate_arguments(arity, __MODULE__)
-        defoverridable [{name, arity}]
-
-        def unquote(name)(unquote_splicing(args)) do
-          case LiveCov.Nodes.check_main() do
-            :ok -> super(unquote_splicing(args))
-            not_main -> LiveCov.Nodes.covered_error(unquote(error), not_main)
-          end
-        end
-      end
-    end
-  end
-
-  @doc false
-  def covered_error(:reason, error), do: error
-  def covered_error(:message, _error), do: not_main_node()
-
-  @doc "The error `LiveCov`'s own functions return on a covered node."
-  @spec not_main_node() :: {:error, node_error}
-  def not_main_node do
-    {:error,
-     {:not_main_node,
-      "node #{node()} is covered by main node #{main_node()}: call LiveCov there " <>
-        "(or run LiveCov.Cover.stop([#{inspect(node())}]) there to release this node)"}}
-  end
+  defdelegate main_node(), to: LiveCov.MainNode
 
   ## Node management
 
@@ -257,7 +209,7 @@ defmodule LiveCov.Nodes do
             if entry.ref, do: Process.demonitor(entry.ref, [:flush])
 
             with :up <- entry.status,
-                 {:error, {_, message}} <- remote_call(n, :stop, timeout()) do
+                 {:error, {_, message}} <- Calls.remote_call(n, :stop, timeout()) do
               Logger.warning("LiveCov: node #{n} could not restore its code: #{message}")
             end
 
@@ -297,7 +249,7 @@ defmodule LiveCov.Nodes do
   def handle_call({:remove, modules}, _from, state) do
     state =
       state.order
-      |> parallel(&remote_call(&1, {:remove, modules}, timeout()))
+      |> Calls.parallel(&Calls.remote_call(&1, {:remove, modules}, timeout()))
       |> Enum.reduce(state, fn
         {_n, :ok}, state -> state
         {n, {:error, reason}}, state -> failed(unsynced(state, n), n, reason)
@@ -323,7 +275,9 @@ defmodule LiveCov.Nodes do
 
     state =
       state.order
-      |> parallel(&remote_call(&1, {:reset, state.nodes[&1].pending_reset}, timeout()))
+      |> Calls.parallel(
+        &Calls.remote_call(&1, {:reset, state.nodes[&1].pending_reset}, timeout())
+      )
       |> Enum.reduce(state, fn
         {n, :ok}, state -> update(state, n, &%{&1 | pending_reset: nil, hung: false})
         {n, {:error, reason}}, state -> failed(state, n, reason)
@@ -377,7 +331,8 @@ defmodule LiveCov.Nodes do
 
     with :ok <- check_distributed(),
          :ok <- check_code(n),
-         {:ok, pid} <- erpc(n, Remote, :start, [node(), self(), Remote.protocol()], timeout()) do
+         {:ok, pid} <-
+           Calls.erpc(n, Remote, :start, [node(), self(), Remote.protocol()], timeout()) do
       old = state.nodes[n].ref
       if old, do: Process.demonitor(old, [:flush])
       ref = Process.monitor(pid)
@@ -429,7 +384,7 @@ defmodule LiveCov.Nodes do
     infos = Enum.filter(Instrumented.modules(), & &1.instrumented)
     wanted = Enum.map(infos, &{&1.module, &1.slot, ModuleInfo.size(&1), md5(&1)})
 
-    case remote_call(n, {:sync, state.nodes[n].pending_reset, wanted}, timeout()) do
+    case Calls.remote_call(n, {:sync, state.nodes[n].pending_reset, wanted}, timeout()) do
       {:ok, need} ->
         state = update(state, n, &%{&1 | pending_reset: nil, unsynced: false})
         load(state, [n], Enum.filter(infos, &(&1.module in need)))
@@ -450,7 +405,7 @@ defmodule LiveCov.Nodes do
   end
 
   defp check_code(n) do
-    case erpc(n, :code, :ensure_loaded, [Remote], timeout()) do
+    case Calls.erpc(n, :code, :ensure_loaded, [Remote], timeout()) do
       {:module, Remote} ->
         :ok
 
@@ -484,7 +439,7 @@ defmodule LiveCov.Nodes do
       state
     else
       nodes
-      |> parallel(&load_chunks(&1, chunks, []))
+      |> Calls.parallel(&load_chunks(&1, chunks, []))
       |> Enum.reduce(state, fn {n, {results, error}}, state ->
         state = Enum.reduce(results, state, &loaded(&2, n, &1, slots))
         if error, do: failed(unsynced(state, n), n, error), else: state
@@ -495,7 +450,7 @@ defmodule LiveCov.Nodes do
   defp load_chunks(_n, [], acc), do: {acc, nil}
 
   defp load_chunks(n, [entries | rest], acc) do
-    case remote_call(n, {:load, entries}, load_timeout()) do
+    case Calls.remote_call(n, {:load, entries}, load_timeout()) do
       {:ok, results} -> load_chunks(n, rest, acc ++ results)
       {:error, reason} -> {acc, reason}
     end
@@ -544,7 +499,7 @@ defmodule LiveCov.Nodes do
     t = timeout()
 
     up
-    |> parallel(&remote_call(&1, {:read, state.nodes[&1].pending_reset, slots}, t))
+    |> Calls.parallel(&Calls.remote_call(&1, {:read, state.nodes[&1].pending_reset, slots}, t))
     |> Enum.reduce(state, fn
       {n, {:ok, counts}}, state ->
         state = merge(state, n, slots, counts)
@@ -645,46 +600,4 @@ defmodule LiveCov.Nodes do
   defp merge_reset(:all, _), do: :all
   defp merge_reset(nil, modules), do: modules
   defp merge_reset(old, modules), do: Enum.uniq(old ++ modules)
-
-  ## Calls to other nodes, always bounded by a timeout
-
-  defp parallel(nodes, fun) do
-    nodes
-    |> Task.async_stream(&{&1, fun.(&1)},
-      timeout: :infinity,
-      max_concurrency: max(length(nodes), 1)
-    )
-    |> Enum.map(fn {:ok, result} -> result end)
-  end
-
-  defp remote_call(n, request, t) do
-    GenServer.call({Remote, n}, request, t)
-  catch
-    :exit, reason -> {:error, exit_reason(n, reason, t)}
-  end
-
-  defp erpc(n, m, f, a, t) do
-    :erpc.call(n, m, f, a, t)
-  catch
-    :error, {:erpc, reason} ->
-      {:error, exit_reason(n, reason, t)}
-
-    kind, reason ->
-      {:error, {:remote_failed, "node #{n}: #{Exception.format_banner(kind, reason)}"}}
-  end
-
-  defp exit_reason(n, {:timeout, _}, t), do: exit_reason(n, :timeout, t)
-
-  defp exit_reason(n, :timeout, t),
-    do: {:timeout, "node #{n} did not answer within #{t} ms (see the :node_timeout setting)"}
-
-  defp exit_reason(n, {{:nodedown, _}, _}, t), do: exit_reason(n, :noconnection, t)
-
-  defp exit_reason(n, :noconnection, _),
-    do: {:nodedown, "node #{n} is not reachable: check that it runs, its name and its cookie"}
-
-  defp exit_reason(n, {:noproc, _}, _),
-    do: {:remote_failed, "LiveCov is not running on node #{n}"}
-
-  defp exit_reason(n, reason, _), do: {:remote_failed, "node #{n}: #{inspect(reason)}"}
 end

@@ -66,9 +66,7 @@ defmodule LiveCov.Prune do
   require Logger
 
   alias LiveCov.{Counts, Instrument, Instrumented, ModuleInfo, Pipeline, Table}
-  alias LiveCov.Instrument.{Forms, Munge, Rewrite}
-
-  @option_keys [:interval, :retry, :max_per_pass, :concurrency, :keep_instrumented, :history]
+  alias LiveCov.Prune.Options
 
   @type pass_summary :: %{
           pruned: [%{module: module, newly_pruned: non_neg_integer, remaining: non_neg_integer}],
@@ -107,7 +105,7 @@ defmodule LiveCov.Prune do
   """
   @spec configure(keyword) :: :ok | {:error, {atom, String.t()}}
   def configure(opts) do
-    with {:ok, opts} <- validate(opts) do
+    with {:ok, opts} <- Options.validate(opts) do
       case Process.whereis(__MODULE__) do
         nil -> not_started()
         _ -> GenServer.call(__MODULE__, {:configure, opts})
@@ -183,35 +181,11 @@ defmodule LiveCov.Prune do
     end
   end
 
-  @doc """
-  Compiles the version of `info`'s module in which the sites in `pruned` are gone and the
-  others bump their usual counters. Returns `{:ok, binary}` (or `{:ok, :original}` when every
-  site is in `pruned` and `keep_instrumented` is false).
-  """
-  @spec compile(ModuleInfo.t(), MapSet.t(), boolean) ::
-          {:ok, binary | :original} | {:error, {atom, String.t()}}
-  def compile(%ModuleInfo{} = info, pruned, keep_instrumented \\ false) do
-    if MapSet.size(pruned) >= ModuleInfo.size(info) and not keep_instrumented do
-      {:ok, :original}
-    else
-      with {:ok, forms, munged, compile_opts} <- cached(info) do
-        slot = info.slot
-        anno = :erl_anno.new(0)
+  @doc false
+  defdelegate validate(opts), to: Options
 
-        patched =
-          Munge.patch(munged, fn index ->
-            # A literal in a body is dropped by the compiler; it is valid in every place a
-            # placeholder can be (before an expression, in `V = Last, Bump, V`, in the
-            # `begin Bump, true end` filter of a comprehension).
-            if MapSet.member?(pruned, index),
-              do: {:atom, anno, :ok},
-              else: Instrument.bump_expr(slot, index)
-          end)
-
-        Instrument.compile(forms, patched, slot, compile_opts)
-      end
-    end
-  end
+  @doc "See `LiveCov.Prune.Version.compile/3`."
+  defdelegate compile(info, pruned, keep_instrumented \\ false), to: LiveCov.Prune.Version
 
   ## Server
 
@@ -220,13 +194,13 @@ defmodule LiveCov.Prune do
     env = Application.get_env(:live_cov, :prune, [])
 
     config =
-      with {:ok, env} <- validate(env),
-           {:ok, opts} <- validate(opts) do
-        defaults() |> Map.merge(Map.new(env)) |> Map.merge(Map.new(opts))
+      with {:ok, env} <- Options.validate(env),
+           {:ok, opts} <- Options.validate(opts) do
+        Options.defaults() |> Map.merge(Map.new(env)) |> Map.merge(Map.new(opts))
       else
         {:error, {_, message}} ->
           Logger.warning("LiveCov: config :live_cov, :prune ignored: #{message}")
-          defaults()
+          Options.defaults()
       end
 
     {:ok,
@@ -602,90 +576,11 @@ defmodule LiveCov.Prune do
     }
   end
 
-  ## Cache and counts
-
-  defp cached(%ModuleInfo{cache: cache} = info) when is_binary(cache) do
-    case LiveCov.Instrument.Recipe.decode(cache) do
-      {:ok, forms, munged, compile_opts} -> {:ok, forms, munged, compile_opts}
-      :error -> rebuild(info)
-    end
-  end
-
-  defp cached(info), do: rebuild(info)
-
-  # Without a cache (e.g. metadata from elsewhere), the original beam is rewritten again; the
-  # sites must come out the same or pruning would move counters.
-  defp rebuild(%ModuleInfo{original: original} = info) when is_binary(original) do
-    with {:ok, forms} <- Forms.from_binary(original, info.beam_path),
-         {:ok, munged, sites, _clauses} <- Rewrite.transform(forms.forms, forms.module) do
-      if sites == ModuleInfo.site_list(info),
-        do: {:ok, forms, munged, []},
-        else:
-          {:error,
-           {:sites_changed,
-            "the original beam of #{inspect(info.module)} no longer gives the recorded sites; " <>
-              "instrument the module again"}}
-    end
-  end
-
-  defp rebuild(info) do
-    {:error,
-     {:no_original,
-      "no original beam is recorded for #{inspect(info.module)}; instrument it again in " <>
-        "coverage mode"}}
-  end
-
   defp frozen(counts, pruned) do
     counts
     |> Enum.with_index()
     |> Enum.map(fn {n, i} -> if MapSet.member?(pruned, i), do: max(n, 1), else: 0 end)
   end
-
-  ## Options
-
-  defp defaults do
-    %{
-      interval: 5_000,
-      retry: 1_000,
-      max_per_pass: 50,
-      concurrency: max(1, div(System.schedulers_online(), 2)),
-      keep_instrumented: false,
-      history: 200
-    }
-  end
-
-  @doc false
-  @spec validate(term) :: {:ok, keyword} | {:error, {atom, String.t()}}
-  def validate(opts) when is_list(opts) do
-    if Keyword.keyword?(opts) do
-      LiveCov.Util.map_ok(opts, fn {k, v} -> with :ok <- check(k, v), do: {:ok, {k, v}} end)
-    else
-      invalid("prune options must be a keyword list, got: #{inspect(opts)}")
-    end
-  end
-
-  def validate(opts), do: invalid("prune options must be a keyword list, got: #{inspect(opts)}")
-
-  defp check(:interval, v) when v == nil or (is_integer(v) and v > 0), do: :ok
-
-  defp check(k, v) when k in [:retry, :max_per_pass, :concurrency] and is_integer(v) and v > 0,
-    do: :ok
-
-  defp check(:history, v) when is_integer(v) and v >= 0, do: :ok
-  defp check(:keep_instrumented, v) when is_boolean(v), do: :ok
-
-  defp check(k, v) when k in @option_keys do
-    invalid(
-      "prune option #{inspect(k)} got #{inspect(v)}: :interval takes milliseconds or nil, " <>
-        ":retry/:max_per_pass/:concurrency positive integers, :history a non-negative integer, " <>
-        ":keep_instrumented a boolean"
-    )
-  end
-
-  defp check(k, _v),
-    do: invalid("unknown prune option #{inspect(k)}; valid options are #{inspect(@option_keys)}")
-
-  defp invalid(message), do: {:error, {:invalid_option, message}}
 
   defp not_started do
     {:error,

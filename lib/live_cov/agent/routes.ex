@@ -382,9 +382,9 @@ defmodule LiveCov.Agent.Routes do
   end
 
   defp main_node do
-    case LiveCov.Nodes.check_main() do
+    case LiveCov.MainNode.check_main() do
       :ok -> :ok
-      _ -> LiveCov.Nodes.not_main_node()
+      _ -> LiveCov.MainNode.not_main_node()
     end
   end
 
