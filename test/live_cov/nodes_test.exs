@@ -369,14 +369,14 @@ defmodule LiveCov.NodesTest do
     assert message =~ Atom.to_string(node())
     assert {:error, {:not_main_node, _}} = :erpc.call(a.node, LiveCov, :report, [])
     assert :erpc.call(a.node, Nodes, :main_node, []) == node()
-    assert :erpc.call(b.node, Nodes, :check_main, []) == :ok
+    assert :erpc.call(b.node, LiveCov.MainNode, :check_main, []) == :ok
 
     # The node is still covered and counted.
     loop(a.node, 2)
     assert calls() == expected([2])
 
     assert Cover.stop(a.node) == :ok
-    assert :erpc.call(a.node, Nodes, :check_main, []) == :ok
+    assert :erpc.call(a.node, LiveCov.MainNode, :check_main, []) == :ok
     assert calls() == expected([2])
   end
 end
