@@ -4,7 +4,7 @@ defmodule LiveCov.Capture do
   # and a reading of the counter table (`LiveCov.Table`), with provenance. The data type and
   # its pure operations are `LiveCov.Snapshot`.
 
-  alias LiveCov.{Instrumented, ModuleInfo, Snapshot, Table}
+  alias LiveCov.{Counter, Instrumented, ModuleInfo, Snapshot, Table}
   alias LiveCov.Snapshot.Meta
 
   @doc """
@@ -27,9 +27,9 @@ defmodule LiveCov.Capture do
     take = Keyword.get(opts, :take, false)
     # With take, read (and zero) the table first: a module committed to the registry after
     # this moment has its counts in the table still, not lost.
-    table = if take, do: Table.snapshot(take: true), else: nil
+    table = if take, do: Counter.backend().snapshot(take: true), else: nil
     infos = select(Instrumented.modules(), opts[:modules])
-    table = table || Table.snapshot()
+    table = table || Counter.backend().snapshot()
 
     if take do
       put_back_unknown(table, infos)
@@ -42,7 +42,7 @@ defmodule LiveCov.Capture do
 
   @doc """
   A snapshot of the given modules from a reading of the counter table
-  (`LiveCov.Table.snapshot/1`: `%{slot => packed_counts}`). Options `:labels` and `:counts`
+  (`LiveCov.Counter` `snapshot/1`: `%{slot => packed_counts}`). Options `:labels` and `:counts`
   as in `build/1`. A module whose slot is not in the reading has zero counts.
   The pruned sites of modules in `mode: :coverage` (`ModuleInfo` `pruned`) are recorded in
   `pruned`.

@@ -9,12 +9,12 @@ defmodule LiveCov.Counts do
   Counts of a module are a list in site order (see `LiveCov.ModuleInfo`).
   """
 
-  alias LiveCov.{ModuleInfo, Table}
+  alias LiveCov.{Counter, ModuleInfo, Table}
 
   @doc "Counts of every given module: `%{module => [count]}`."
   @spec collect([ModuleInfo.t()]) :: %{module => [non_neg_integer]}
   def collect(infos) do
-    snapshot = Table.snapshot()
+    snapshot = Counter.backend().snapshot()
     extra = Enum.map(sources(), & &1.counts(infos))
 
     Map.new(infos, fn info ->

@@ -32,7 +32,7 @@ defmodule LiveCov.ExUnit do
   overwrite each other.
   """
 
-  alias LiveCov.{Analyse, Instrumented, Snapshot, Table, Util}
+  alias LiveCov.{Analyse, Counter, Instrumented, Snapshot, Table, Util}
 
   @lines :live_cov_ex_unit_lines
   @tests :live_cov_ex_unit_tests
@@ -77,7 +77,7 @@ defmodule LiveCov.ExUnit do
   # `on_exit` registers the callback that runs when the test is over.
   def record(%{module: module, test: test} = context, on_exit) do
     if :ets.whereis(@tests) == :undefined, do: start()
-    before = Table.snapshot()
+    before = Counter.backend().snapshot()
     id = test_id(module, test, parameters(context))
     on_exit.({__MODULE__, id}, fn -> finish(id, before) end)
     :ok
@@ -107,7 +107,7 @@ defmodule LiveCov.ExUnit do
 
   @doc false
   def finish(id, before) do
-    later = Table.snapshot()
+    later = Counter.backend().snapshot()
 
     deltas =
       for {slot, after_bin} <- later,

@@ -27,8 +27,8 @@ defmodule LiveCov.Instrument do
 
   Options:
 
-    * `:bump_module` - the module whose `bump/2` is called
-      (default `LiveCov.Native`).
+    * `:bump_module` - a module whose `bump/2` is called instead of the counter backend's
+      bump (`LiveCov.Counter`).
     * `:optimize` - `:coverage` (default) or `:full`, see `compile_options/1`.
 
   Returns `{:ok, beam_binary}` or `{:error, {:compile_failed, message}}`.
@@ -36,7 +36,7 @@ defmodule LiveCov.Instrument do
   @spec compile(Forms.t(), [tuple()], non_neg_integer(), keyword()) :: {:ok, binary()} | error()
   def compile(%Forms{} = forms, munged_forms, slot, opts \\ [])
       when is_list(munged_forms) and is_integer(slot) and slot >= 0 do
-    bump_module = Keyword.get(opts, :bump_module, LiveCov.Native)
+    bump_module = Keyword.get(opts, :bump_module)
     patched = Munge.patch(munged_forms, &bump_expr(bump_module, slot, &1))
 
     source = if forms.source, do: [{:source, forms.source}], else: []
@@ -118,15 +118,13 @@ defmodule LiveCov.Instrument do
   end
 
   @doc """
-  The abstract expression that bumps counter `index` of `slot`:
-  `bump_module.bump(slot, index)`.
+  The abstract expression that bumps counter `index` of `slot`: the counter backend's
+  (`LiveCov.Counter.backend/0`), or a call to `bump_module.bump(slot, index)`.
   """
-  @spec bump_expr(module(), non_neg_integer(), non_neg_integer()) :: tuple()
-  def bump_expr(bump_module \\ LiveCov.Native, slot, index) do
-    a = :erl_anno.new(0)
-    fun = {:remote, a, {:atom, a, bump_module}, {:atom, a, :bump}}
-    {:call, a, fun, [{:integer, a, slot}, {:integer, a, index}]}
-  end
+  @spec bump_expr(module() | nil, non_neg_integer(), non_neg_integer()) :: tuple()
+  def bump_expr(bump_module \\ nil, slot, index)
+  def bump_expr(nil, slot, index), do: LiveCov.Counter.backend().bump_expr(slot, index)
+  def bump_expr(bump_module, slot, index), do: LiveCov.Table.bump_call(bump_module, slot, index)
 
   @doc """
   Loads `binary` as the current code of `module`, under the filename

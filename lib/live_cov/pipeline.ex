@@ -7,7 +7,7 @@ defmodule LiveCov.Pipeline do
   # each change the `LiveCov.Pipeline.Listener` modules the application wires are told.
   use GenServer
 
-  alias LiveCov.{Instrument, Instrumented, ModuleInfo, Table}
+  alias LiveCov.{Counter, Instrument, Instrumented, ModuleInfo}
   alias LiveCov.Instrument.{Forms, Rewrite}
 
   @doc false
@@ -22,7 +22,7 @@ defmodule LiveCov.Pipeline do
           {:ok, module} | {:error, term, {atom, String.t()}}
         ]
   def instrument(targets, opts \\ []) do
-    with :ok <- Table.check(),
+    with :ok <- Counter.backend().check(),
          :ok <- check_options(opts) do
       GenServer.call(__MODULE__, {:instrument, targets, opts}, :infinity)
     else
@@ -158,7 +158,7 @@ defmodule LiveCov.Pipeline do
       Enum.reduce(infos, %{restored: [], still_running: [], failed: []}, fn info, acc ->
         case Instrument.restore(info.module, info.original, info.beam_path) do
           {:ok, pids} ->
-            _ = Table.unregister(info.slot)
+            _ = Counter.backend().unregister(info.slot)
             Instrumented.delete(info.module)
             acc = %{acc | restored: [info.module | acc.restored]}
 
@@ -210,7 +210,7 @@ defmodule LiveCov.Pipeline do
   end
 
   defp finish_one({{:load, kind, info, entry}, {:error, reason} = error}, target, opts) do
-    _ = Table.unregister(info.slot)
+    _ = Counter.backend().unregister(info.slot)
 
     case {kind, reason} do
       {:hit, {why, _}} when why != :old_code_in_use ->
@@ -253,7 +253,7 @@ defmodule LiveCov.Pipeline do
          )}
       else
         error ->
-          _ = Table.unregister(slot)
+          _ = Counter.backend().unregister(slot)
           error
       end
     end
@@ -262,7 +262,7 @@ defmodule LiveCov.Pipeline do
   # In this process: record the module, retiring the counters of a previous instrumentation.
   defp commit(%ModuleInfo{module: module} = info) do
     case Instrumented.lookup(module) do
-      %ModuleInfo{slot: old} -> _ = Table.unregister(old)
+      %ModuleInfo{slot: old} -> _ = Counter.backend().unregister(old)
       nil -> :ok
     end
 

@@ -65,7 +65,7 @@ defmodule LiveCov.Prune do
 
   require Logger
 
-  alias LiveCov.{Counts, Instrument, Instrumented, ModuleInfo, Pipeline, Table}
+  alias LiveCov.{Counter, Counts, Instrument, Instrumented, ModuleInfo, Pipeline, Table}
   alias LiveCov.Prune.Options
 
   @type pass_summary :: %{
@@ -152,7 +152,7 @@ defmodule LiveCov.Prune do
   def frozen_counts do
     for %ModuleInfo{pruned: pruned} = info <- Instrumented.modules(),
         MapSet.size(pruned) > 0,
-        {:ok, counts} <- [Table.read(info.slot)],
+        {:ok, counts} <- [Counter.backend().read(info.slot)],
         do: {info.slot, frozen(counts, pruned)}
   end
 
@@ -325,7 +325,7 @@ defmodule LiveCov.Prune do
   defp live_counts([]), do: %{}
 
   defp live_counts(infos) do
-    table = Table.snapshot()
+    table = Counter.backend().snapshot()
     nodes = LiveCov.Nodes
 
     remote =

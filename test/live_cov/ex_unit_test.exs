@@ -1,7 +1,6 @@
 defmodule LiveCov.ExUnitTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.Snapshot
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 

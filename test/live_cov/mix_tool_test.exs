@@ -2,7 +2,6 @@ defmodule LiveCov.MixToolTest do
   # Instruments modules and runs Mix in subprocesses: not async.
   use ExUnit.Case, async: false
 
-  alias LiveCov.MixTool
   alias LiveCov.Test.FixtureBuild
 
   @repo Path.expand("../..", __DIR__)
