@@ -236,17 +236,7 @@ defmodule LiveCov.Pipeline do
 
       with {:ok, binary} <- Instrument.compile(forms, munged, slot, opts) do
         {:ok,
-         ModuleInfo.new(
-           module: forms.module,
-           slot: slot,
-           sites: sites,
-           clauses: clauses,
-           md5: forms.md5,
-           beam_path: forms.beam_path,
-           source: forms.source && to_string(forms.source),
-           main_file: forms.main_file,
-           original: forms.binary,
-           instrumented: binary,
+         module_info(forms, {sites, clauses}, slot, binary,
            instrumented_at: System.system_time(:millisecond),
            mode: mode,
            cache: if(mode == :coverage, do: LiveCov.Instrument.Recipe.encode(forms, munged, opts))
@@ -257,6 +247,25 @@ defmodule LiveCov.Pipeline do
           error
       end
     end
+  end
+
+  @doc false
+  # The metadata of `forms` instrumented on `slot` as `binary` (plus `extra` fields).
+  def module_info(%Forms{} = forms, {sites, clauses}, slot, binary, extra \\ []) do
+    ModuleInfo.new(
+      [
+        module: forms.module,
+        slot: slot,
+        sites: sites,
+        clauses: clauses,
+        md5: forms.md5,
+        beam_path: forms.beam_path,
+        source: forms.source && to_string(forms.source),
+        main_file: forms.main_file,
+        original: forms.binary,
+        instrumented: binary
+      ] ++ extra
+    )
   end
 
   # In this process: record the module, retiring the counters of a previous instrumentation.

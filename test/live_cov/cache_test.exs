@@ -84,19 +84,7 @@ defmodule LiveCov.CacheTest do
     slot = probe + 1000 + :rand.uniform(1000)
     {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
 
-    info =
-      ModuleInfo.new(
-        module: module,
-        slot: slot,
-        sites: sites,
-        clauses: clauses,
-        md5: forms.md5,
-        beam_path: forms.beam_path,
-        source: forms.source && to_string(forms.source),
-        main_file: forms.main_file,
-        original: forms.binary,
-        instrumented: binary
-      )
+    info = Pipeline.module_info(forms, {sites, clauses}, slot, binary)
 
     :ok = Cache.store(entry, info)
     :ok = Cache.checkpoint(cache_dir: cache)

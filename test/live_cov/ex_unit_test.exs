@@ -1,7 +1,6 @@
 defmodule LiveCov.ExUnitTest do
   use ExUnit.Case, async: false
 
-
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
 
   setup_all :snapshot_fixtures
