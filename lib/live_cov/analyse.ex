@@ -1,13 +1,12 @@
 defmodule LiveCov.Analyse do
-  @moduledoc """
-  Turns a module's sites and counts into analyses.
-
-  `cover/4` gives exactly what the running OTP's `:cover.analyse/3` gives for the same sites
-  and counts (levels `:module`, `:function`, `:clause`, `:line`; analyses `:calls`,
-  `:coverage`). At line level OTP 25 gives one entry per site, so a line used by several
-  clauses appears several times; OTP 27+ gives one entry per line (calls summed, a line
-  covered when any of its sites ran). `lines/2` gives the per-line view the reports use.
-  """
+  @moduledoc false
+  # Turns a module's sites and counts into analyses.
+  #
+  # `cover/4` gives exactly what the running OTP's `:cover.analyse/3` gives for the same sites
+  # and counts (levels `:module`, `:function`, `:clause`, `:line`; analyses `:calls`,
+  # `:coverage`). At line level OTP 25 gives one entry per site, so a line used by several
+  # clauses appears several times; OTP 27+ gives one entry per line (calls summed, a line
+  # covered when any of its sites ran). `lines/2` gives the per-line view the reports use.
 
   alias LiveCov.ModuleInfo
 

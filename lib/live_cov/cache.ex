@@ -1,51 +1,50 @@
 defmodule LiveCov.Cache do
-  @moduledoc """
-  An on-disk cache of instrumented binaries: instrumenting the same build again (the next
-  test run, a node restart) loads the binary compiled last time instead of running the
-  compiler.
-
-  ## Keys and entries
-
-  An entry is keyed by the MD5 of the **whole** original `.beam` file and a fingerprint of
-  everything else the instrumented binary depends on: the entry format, LiveCov's version
-  and the MD5 of its instrumenting modules (`LiveCov.Instrument`, `.Forms`, `.Munge`,
-  `.Expand`), the OTP release, the ERTS, compiler and Elixir versions, the mode and the
-  compile profile (`optimize:`, see `LiveCov.Instrument.compile_options/1`). The whole file, not
-  `:beam_lib.md5/1`: that one leaves out the debug info, and a change that only moves lines
-  (a comment added at the top) changes the sites but not the code.
-
-  An entry holds the instrumented binary, the slot id it was compiled for, the sites and
-  clauses, and the module's source data, behind a magic, the key and an MD5 of the
-  payload. It is written to a temporary file and renamed into place (atomic: concurrent
-  writers, in this VM or others, never leave a half-written entry). An entry that does not
-  read back exactly (wrong magic, key or checksum, truncated, undecodable, unexpected shape)
-  is ignored, the module is compiled normally and the entry rewritten; nothing crashes.
-
-  ## Slot ids
-
-  The slot id is a literal in the instrumented code, so an entry is only usable under the
-  slot it was compiled for. `LiveCov.Table.claim/2` installs that slot only if its id was
-  never used in this VM (stale code of another module can never bump it); otherwise the
-  module is compiled normally for a fresh slot and the entry rewritten. Ids start at 0 in
-  every VM, so a node that instruments the same modules after a restart claims the same ids.
-
-  Fresh slots for modules not in the cache are taken with `LiveCov.Table.register_from/2`
-  above the highest id stored in the cache so far (the `slots` file of the cache
-  directory, written by `checkpoint/1` once per batch), so a changed module never takes an id that an unchanged module's entry waits
-  for (which would cascade: that module would in turn take the next one's id). When the
-  ids stored reach half the table's id space, fresh ids start again from the bottom.
-
-  ## Configuration
-
-  Enabled by default, in `:filename.basedir(:user_cache, "live_cov")` (e.g.
-  `~/.cache/live_cov`). Per call (`LiveCov.Pipeline.instrument/2` options), else
-  `config :live_cov, cache: false, cache_dir: "..."`, else the environment variables
-  `LIVE_COV_CACHE=0` and `LIVE_COV_CACHE_DIR`. Only `mode: :counts` instrumentation with the
-  default bump module is cached (`mode: :coverage` recompiles as sites are pruned).
-
-  The directory is created with mode 0700. Whoever can write to it can make this node load
-  code, as whoever can write the `.beam` files can: keep it private.
-  """
+  @moduledoc false
+  # An on-disk cache of instrumented binaries: instrumenting the same build again (the next
+  # test run, a node restart) loads the binary compiled last time instead of running the
+  # compiler.
+  #
+  # ## Keys and entries
+  #
+  # An entry is keyed by the MD5 of the **whole** original `.beam` file and a fingerprint of
+  # everything else the instrumented binary depends on: the entry format, LiveCov's version
+  # and the MD5 of its instrumenting modules (`LiveCov.Instrument`, `.Forms`, `.Munge`,
+  # `.Expand`), the OTP release, the ERTS, compiler and Elixir versions, the mode and the
+  # compile profile (`optimize:`, see `LiveCov.Instrument.compile_options/1`). The whole file, not
+  # `:beam_lib.md5/1`: that one leaves out the debug info, and a change that only moves lines
+  # (a comment added at the top) changes the sites but not the code.
+  #
+  # An entry holds the instrumented binary, the slot id it was compiled for, the sites and
+  # clauses, and the module's source data, behind a magic, the key and an MD5 of the
+  # payload. It is written to a temporary file and renamed into place (atomic: concurrent
+  # writers, in this VM or others, never leave a half-written entry). An entry that does not
+  # read back exactly (wrong magic, key or checksum, truncated, undecodable, unexpected shape)
+  # is ignored, the module is compiled normally and the entry rewritten; nothing crashes.
+  #
+  # ## Slot ids
+  #
+  # The slot id is a literal in the instrumented code, so an entry is only usable under the
+  # slot it was compiled for. `LiveCov.Table.claim/2` installs that slot only if its id was
+  # never used in this VM (stale code of another module can never bump it); otherwise the
+  # module is compiled normally for a fresh slot and the entry rewritten. Ids start at 0 in
+  # every VM, so a node that instruments the same modules after a restart claims the same ids.
+  #
+  # Fresh slots for modules not in the cache are taken with `LiveCov.Table.register_from/2`
+  # above the highest id stored in the cache so far (the `slots` file of the cache
+  # directory, written by `checkpoint/1` once per batch), so a changed module never takes an id that an unchanged module's entry waits
+  # for (which would cascade: that module would in turn take the next one's id). When the
+  # ids stored reach half the table's id space, fresh ids start again from the bottom.
+  #
+  # ## Configuration
+  #
+  # Enabled by default, in `:filename.basedir(:user_cache, "live_cov")` (e.g.
+  # `~/.cache/live_cov`). Per call (`LiveCov.Pipeline.instrument/2` options), else
+  # `config :live_cov, cache: false, cache_dir: "..."`, else the environment variables
+  # `LIVE_COV_CACHE=0` and `LIVE_COV_CACHE_DIR`. Only `mode: :counts` instrumentation with the
+  # default bump module is cached (`mode: :coverage` recompiles as sites are pruned).
+  #
+  # The directory is created with mode 0700. Whoever can write to it can make this node load
+  # code, as whoever can write the `.beam` files can: keep it private.
 
   alias LiveCov.{ModuleInfo, Table}
 

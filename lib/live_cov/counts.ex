@@ -1,13 +1,12 @@
 defmodule LiveCov.Counts do
-  @moduledoc """
-  The one place analysis gets its counts from: for each instrumented module, the sum of
-
-    * this node's counter table (one snapshot for all modules),
-    * other nodes' tables, when coverage runs on several nodes (`LiveCov.Nodes`),
-    * imported data of the same build (`LiveCov.Imported`).
-
-  Counts of a module are a list in site order (see `LiveCov.ModuleInfo`).
-  """
+  @moduledoc false
+  # The one place analysis gets its counts from: for each instrumented module, the sum of
+  #
+  #   * this node's counter table (one snapshot for all modules),
+  #   * other nodes' tables, when coverage runs on several nodes (`LiveCov.Nodes`),
+  #   * imported data of the same build (`LiveCov.Imported`).
+  #
+  # Counts of a module are a list in site order (see `LiveCov.ModuleInfo`).
 
   alias LiveCov.{Counter, ModuleInfo, Table}
 

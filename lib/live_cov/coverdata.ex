@@ -1,23 +1,22 @@
 defmodule LiveCov.Coverdata do
-  @moduledoc """
-  OTP cover's export format (`.coverdata`, as written by `:cover.export/1,2` and read by
-  `:cover.import/1`, `mix test.coverage` and excoveralls' `--import-cover`), both ways.
-
-  The file is a sequence of records, each an external term (`term_to_binary/2`, compressed)
-  preceded by its size in one byte; a record larger than 255 bytes is preceded instead by a
-  small record `{:"$size", size}`. Per module, in order:
-
-      {:file, module, beam_file}                  # where the module came from
-      {module, [{module, f, a, clause, nlines}]}  # cover's clause table (OTP 25 and 26 only)
-      {{:bump, module, f, a, clause, line}, count}  # one per bump site
-
-  OTP 27 dropped the clause table: its `:cover.import/1` crashes on a file that has one, and
-  OTP 25's reads a file without one. So a file is written in the format of the running OTP
-  (`encode/2`), and both are read.
-
-  A `.coverdata` file carries no beam md5, so data read from one describes a build by its
-  sites alone (`LiveCov.Imported` matches it to an instrumented module with the same sites).
-  """
+  @moduledoc false
+  # OTP cover's export format (`.coverdata`, as written by `:cover.export/1,2` and read by
+  # `:cover.import/1`, `mix test.coverage` and excoveralls' `--import-cover`), both ways.
+  #
+  # The file is a sequence of records, each an external term (`term_to_binary/2`, compressed)
+  # preceded by its size in one byte; a record larger than 255 bytes is preceded instead by a
+  # small record `{:"$size", size}`. Per module, in order:
+  #
+  #     {:file, module, beam_file}                  # where the module came from
+  #     {module, [{module, f, a, clause, nlines}]}  # cover's clause table (OTP 25 and 26 only)
+  #     {{:bump, module, f, a, clause, line}, count}  # one per bump site
+  #
+  # OTP 27 dropped the clause table: its `:cover.import/1` crashes on a file that has one, and
+  # OTP 25's reads a file without one. So a file is written in the format of the running OTP
+  # (`encode/2`), and both are read.
+  #
+  # A `.coverdata` file carries no beam md5, so data read from one describes a build by its
+  # sites alone (`LiveCov.Imported` matches it to an instrumented module with the same sites).
 
   alias LiveCov.{Native, Snapshot, Table}
   alias LiveCov.Snapshot.Meta

@@ -1,16 +1,15 @@
 defmodule LiveCov.Dumps do
-  @moduledoc """
-  Keyed dump-and-reset: `LiveCov.dump_and_reset(key: key)` remembers what it took under
-  `key`, and the same key again gets the same snapshot back instead of a second dump.
-
-  A dump-and-reset zeroes the counters it reads; if the answer never reaches the caller (a
-  timeout, a dropped connection), those counts would be lost. A caller that sends a key of
-  its own and retries with the same key gets them - once: nothing is lost, nothing counted
-  twice. The agent's `GET /snapshot?reset=true&key=...` and the gateway's reset pulls use it.
-
-  The last 8 keyed dumps are kept, each for 15 minutes. Keyed dumps go one at a time
-  through this process; dumps without a key do not involve it.
-  """
+  @moduledoc false
+  # Keyed dump-and-reset: `LiveCov.dump_and_reset(key: key)` remembers what it took under
+  # `key`, and the same key again gets the same snapshot back instead of a second dump.
+  #
+  # A dump-and-reset zeroes the counters it reads; if the answer never reaches the caller (a
+  # timeout, a dropped connection), those counts would be lost. A caller that sends a key of
+  # its own and retries with the same key gets them - once: nothing is lost, nothing counted
+  # twice. The agent's `GET /snapshot?reset=true&key=...` and the gateway's reset pulls use it.
+  #
+  # The last 8 keyed dumps are kept, each for 15 minutes. Keyed dumps go one at a time
+  # through this process; dumps without a key do not involve it.
 
   use GenServer
 

@@ -1,11 +1,10 @@
 defmodule LiveCov.HTTPD do
-  @moduledoc """
-  The `:inets` httpd plumbing shared by LiveCov's two HTTP servers, the agent
-  (`LiveCov.Agent.Server`, `LiveCov.Agent.Handler`) and the gateway (`LiveCov.Gateway.Http`,
-  `LiveCov.Gateway.Handler`): starting a stand-alone httpd instance and finding its port, and
-  turning httpd's request record into a map and a `{status, headers, body}` answer into
-  httpd's response.
-  """
+  @moduledoc false
+  # The `:inets` httpd plumbing shared by LiveCov's two HTTP servers, the agent
+  # (`LiveCov.Agent.Server`, `LiveCov.Agent.Handler`) and the gateway (`LiveCov.Gateway.Http`,
+  # `LiveCov.Gateway.Handler`): starting a stand-alone httpd instance and finding its port, and
+  # turning httpd's request record into a map and a `{status, headers, body}` answer into
+  # httpd's response.
 
   require Record
 

@@ -1,23 +1,22 @@
 defmodule LiveCov.Imported do
-  @moduledoc """
-  Coverage data imported from files (`LiveCov.import/1`, `LiveCov.Cover.import/1`), kept per
-  build of each module.
-
-  Imported counts add to what this node counts, but only for the same build: when a module
-  is instrumented here and its metadata hash (module, beam md5, source, bump sites) is the
-  one imported, `counts/1` — which `LiveCov.Counts` adds into every analysis — returns the
-  imported counts. Data of other builds stays here, listed by `builds/0`; a report against
-  it is made with `snapshot/0` and `LiveCov.Snapshot.report/2`.
-
-  Data imported from a cover `.coverdata` file has no beam md5: it is matched to an
-  instrumented module when the module has exactly the same set of bump sites.
-
-  Pruned sites (adaptive coverage, `LiveCov.Snapshot` `pruned`) are kept per build, united
-  over imports, and given back by `snapshot/0`.
-
-  The same data (same content hash, whatever the file name) is never imported twice.
-  Reads go to protected ETS tables; imports are serialised through this process.
-  """
+  @moduledoc false
+  # Coverage data imported from files (`LiveCov.import/1`, `LiveCov.Cover.import/1`), kept per
+  # build of each module.
+  #
+  # Imported counts add to what this node counts, but only for the same build: when a module
+  # is instrumented here and its metadata hash (module, beam md5, source, bump sites) is the
+  # one imported, `counts/1` — which `LiveCov.Counts` adds into every analysis — returns the
+  # imported counts. Data of other builds stays here, listed by `builds/0`; a report against
+  # it is made with `snapshot/0` and `LiveCov.Snapshot.report/2`.
+  #
+  # Data imported from a cover `.coverdata` file has no beam md5: it is matched to an
+  # instrumented module when the module has exactly the same set of bump sites.
+  #
+  # Pruned sites (adaptive coverage, `LiveCov.Snapshot` `pruned`) are kept per build, united
+  # over imports, and given back by `snapshot/0`.
+  #
+  # The same data (same content hash, whatever the file name) is never imported twice.
+  # Reads go to protected ETS tables; imports are serialised through this process.
   use GenServer
 
   @behaviour LiveCov.Counts.Source

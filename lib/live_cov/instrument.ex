@@ -1,20 +1,19 @@
 defmodule LiveCov.Instrument do
-  @moduledoc """
-  Compiles, loads and restores instrumented modules.
-
-  The pipeline for one module:
-
-      {:ok, forms} = LiveCov.Instrument.Forms.fetch(MyMod)
-      {:ok, munged, sites, clauses} = LiveCov.Instrument.Munge.transform(forms.forms, MyMod)
-      {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
-      :ok = LiveCov.Instrument.load(MyMod, binary, forms.beam_path)
-      # ... later
-      {:ok, _still_running} = LiveCov.Instrument.restore(MyMod, forms.binary, forms.beam_path)
-
-  Every counter placeholder becomes `LiveCov.Native.bump(slot, index)` with
-  literal integers. Nothing here ever kills a process: when old code is still
-  running, the functions report the pids and leave them alone.
-  """
+  @moduledoc false
+  # Compiles, loads and restores instrumented modules.
+  #
+  # The pipeline for one module:
+  #
+  #     {:ok, forms} = LiveCov.Instrument.Forms.fetch(MyMod)
+  #     {:ok, munged, sites, clauses} = LiveCov.Instrument.Munge.transform(forms.forms, MyMod)
+  #     {:ok, binary} = LiveCov.Instrument.compile(forms, munged, slot)
+  #     :ok = LiveCov.Instrument.load(MyMod, binary, forms.beam_path)
+  #     # ... later
+  #     {:ok, _still_running} = LiveCov.Instrument.restore(MyMod, forms.binary, forms.beam_path)
+  #
+  # Every counter placeholder becomes `LiveCov.Native.bump(slot, index)` with
+  # literal integers. Nothing here ever kills a process: when old code is still
+  # running, the functions report the pids and leave them alone.
 
   alias LiveCov.Instrument.{Forms, Munge}
 

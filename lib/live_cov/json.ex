@@ -1,13 +1,12 @@
 defmodule LiveCov.JSON do
-  @moduledoc """
-  JSON encoding and decoding through `serde_json` in LiveCov's NIF (OTP 25 and Elixir 1.14
-  have no JSON module, and LiveCov takes no hex dependencies).
-
-  Encoding: maps become objects (atom keys as strings), lists and tuples arrays, binaries
-  strings (must be UTF-8), `nil` null, booleans, other atoms strings, integers and floats
-  numbers. Structs are encoded as their maps without `__struct__`. Decoding gives maps with
-  string keys.
-  """
+  @moduledoc false
+  # JSON encoding and decoding through `serde_json` in LiveCov's NIF (OTP 25 and Elixir 1.14
+  # have no JSON module, and LiveCov takes no hex dependencies).
+  #
+  # Encoding: maps become objects (atom keys as strings), lists and tuples arrays, binaries
+  # strings (must be UTF-8), `nil` null, booleans, other atoms strings, integers and floats
+  # numbers. Structs are encoded as their maps without `__struct__`. Decoding gives maps with
+  # string keys.
 
   alias LiveCov.Native
 

@@ -1,22 +1,21 @@
 defmodule LiveCov.ModuleInfo do
-  @moduledoc """
-  Static metadata of one instrumented module, kept apart from its hot counters.
-
-  Sites are `{function, arity, clause, line}` in counter order: counter `i` of the module's
-  `slot` counts site `i` (`sites/1`, `site_list/1`). Clauses are `{function, arity, clause,
-  sites_in_clause}` (`clauses/1`). `md5` identifies the build (the original beam's md5).
-
-  Both are kept packed, as 12 bytes a site or clause (`<<function_index::32, clause::32,
-  line_or_count::32>>`) plus one `{function, arity}` tuple per function: a module's metadata
-  is a few binaries instead of a tuple per site, about a quarter of the memory, and reading
-  it from ETS copies no per-site terms. Build one with `new/1`.
-
-  `instrumented` is the binary LiveCov has loaded for the module. In `mode: :coverage`
-  (`LiveCov.Prune`) that version changes as sites run: `pruned` holds the indices of sites
-  removed from the loaded code (their counters are frozen), `prunes` counts the reloads and
-  `pruned_at` is the time of the last one (ms since the epoch). `cache` keeps what
-  recompiling needs (see `LiveCov.Prune.cache/3`); it is `nil` in `mode: :counts`.
-  """
+  @moduledoc false
+  # Static metadata of one instrumented module, kept apart from its hot counters.
+  #
+  # Sites are `{function, arity, clause, line}` in counter order: counter `i` of the module's
+  # `slot` counts site `i` (`sites/1`, `site_list/1`). Clauses are `{function, arity, clause,
+  # sites_in_clause}` (`clauses/1`). `md5` identifies the build (the original beam's md5).
+  #
+  # Both are kept packed, as 12 bytes a site or clause (`<<function_index::32, clause::32,
+  # line_or_count::32>>`) plus one `{function, arity}` tuple per function: a module's metadata
+  # is a few binaries instead of a tuple per site, about a quarter of the memory, and reading
+  # it from ETS copies no per-site terms. Build one with `new/1`.
+  #
+  # `instrumented` is the binary LiveCov has loaded for the module. In `mode: :coverage`
+  # (`LiveCov.Prune`) that version changes as sites run: `pruned` holds the indices of sites
+  # removed from the loaded code (their counters are frozen), `prunes` counts the reloads and
+  # `pruned_at` is the time of the last one (ms since the epoch). `cache` keeps what
+  # recompiling needs (see `LiveCov.Prune.cache/3`); it is `nil` in `mode: :counts`.
 
   @enforce_keys [:module, :slot, :site_data, :md5]
   defstruct [

@@ -1,27 +1,26 @@
 defmodule LiveCov.Nodes do
-  @moduledoc """
-  Coverage across a cluster: the main node's list of covered nodes and their counts.
-
-  The main node is where modules are instrumented and analysed. Each covered node runs a
-  `LiveCov.Nodes.Remote` process that loads the main node's instrumented binaries and bumps
-  its own counter table under the main node's slot ids. Analysis (`LiveCov.Counts.collect/1`)
-  adds every node's counts to the main node's own.
-
-  Counts are pulled, never pushed: every analysis and every `flush/1` reads each reachable
-  node's counters (without zeroing them) and caches them per node, module and instrumentation
-  (slot). So:
-
-    * a node that goes down keeps contributing what was last collected from it;
-    * when it comes back it is synchronised: if it kept running (a network split) its
-      counters simply go on; if it restarted, the modules are instrumented there again, its
-      counters start from zero and the counts collected before are kept and added;
-    * a node that does not answer within `:node_timeout` ms (application env, default
-      5000) is reported (a warning, and `hung: true` in `status/0`) and its cached
-      counts are used; collection never waits longer for it.
-
-  Counts bumped on a node after the last collection and before it dies are lost, as with
-  `:cover`: `flush/1` collects on demand.
-  """
+  @moduledoc false
+  # Coverage across a cluster: the main node's list of covered nodes and their counts.
+  #
+  # The main node is where modules are instrumented and analysed. Each covered node runs a
+  # `LiveCov.Nodes.Remote` process that loads the main node's instrumented binaries and bumps
+  # its own counter table under the main node's slot ids. Analysis (`LiveCov.Counts.collect/1`)
+  # adds every node's counts to the main node's own.
+  #
+  # Counts are pulled, never pushed: every analysis and every `flush/1` reads each reachable
+  # node's counters (without zeroing them) and caches them per node, module and instrumentation
+  # (slot). So:
+  #
+  #   * a node that goes down keeps contributing what was last collected from it;
+  #   * when it comes back it is synchronised: if it kept running (a network split) its
+  #     counters simply go on; if it restarted, the modules are instrumented there again, its
+  #     counters start from zero and the counts collected before are kept and added;
+  #   * a node that does not answer within `:node_timeout` ms (application env, default
+  #     5000) is reported (a warning, and `hung: true` in `status/0`) and its cached
+  #     counts are used; collection never waits longer for it.
+  #
+  # Counts bumped on a node after the last collection and before it dies are lost, as with
+  # `:cover`: `flush/1` collects on demand.
   use GenServer
 
   @behaviour LiveCov.Counts.Source

@@ -1,66 +1,65 @@
 defmodule LiveCov.Prune do
-  @moduledoc """
-  Adaptive coverage: drops bump sites once they have run, so the overhead of coverage decays
-  toward zero.
-
-  Modules instrumented with `LiveCov.start(target, mode: :coverage)` are watched by this
-  process. A *pass* (on an interval, or now with `LiveCov.prune/0`) reads every watched
-  module's counts, and for each module with newly hit sites reloads a version without them:
-
-    * the remaining sites keep their slot and indices, so site identities (reports, exports,
-      sums over nodes) never change; the counters of removed sites simply stop moving, their
-      counts are frozen;
-    * a module whose sites have all run goes back to its original beam (`:code.which/1` and
-      `module_info(:md5)` are the original's again), unless `keep_instrumented: true`.
-
-  ## Safety
-
-  A module is swapped only when the version before the current one can be soft-purged: no
-  process still runs it. Otherwise the module is *deferred* (listed in `status/0` with the
-  pids) and retried at a later pass. No process is ever killed.
-
-  ## Cost
-
-  Recompiling runs in separate processes at low priority: the measured code never waits for
-  a pass, it only picks up the new version at its next fully qualified call. A pass handles at
-  most `max_per_pass` modules (the others wait for the next pass) and compiles at most
-  `concurrency` of them at once (`LiveCov.Instrument.instrument_many/2`). Recompiling starts
-  from the rewritten abstract code kept since instrumentation (`LiveCov.ModuleInfo` `cache`),
-  so no beam is read and nothing is re-analysed.
-
-  ## Options
-
-  Given as `LiveCov.start(target, mode: :coverage, prune: [...])`, with `configure/1`, or in
-  the application environment (`config :live_cov, :prune, interval: 10_000`):
-
-    * `:interval` - milliseconds between passes, or `nil` for passes only on request
-      (default `5_000`).
-    * `:retry` - milliseconds before a deferred module is tried again when that comes
-      sooner than the next interval (default `1_000`).
-    * `:max_per_pass` - modules recompiled per pass at most (default `50`).
-    * `:concurrency` - modules compiled at once (default: half the schedulers, at least 1).
-    * `:keep_instrumented` - `true` keeps fully hit modules on an instrumented version
-      with no bump left instead of the original beam (default `false`).
-    * `:history` - recompilations remembered by `status/0` (default `200`).
-
-  ## Counts in this mode
-
-  Counts are not exact: a removed site's count stays where it was when the site was removed
-  (it is at least 1, "hit"). `LiveCov.reset/0` zeroes the sites that are still instrumented
-  and leaves removed sites as they are: their code is gone, zeroing them would report lines
-  that ran as missed. (`LiveCov.dump_and_reset/1` zeroes them too: the dump holds their
-  counts, so summing dumps still gives every hit.)
-
-  ## Nodes and snapshots
-
-  A pass reads this node's counters and the covered nodes' (`LiveCov.Nodes`), so a site hit
-  only on another node is removed too (`LiveCov.reset/0` then keeps it at 1 on this node, so
-  it stays hit). Imported data (`LiveCov.import/1`) never removes a bump: it did not run here. Every swapped version is sent to the covered nodes
-  (`LiveCov.Nodes.distribute/1`, same slot, so their counters go on); a node that cannot
-  swap yet keeps its previous version, which only counts more. A snapshot's metadata is the
-  build's (original md5 and sites), which pruning never changes, so snapshots of any version
-  merge.
-  """
+  @moduledoc false
+  # Adaptive coverage: drops bump sites once they have run, so the overhead of coverage decays
+  # toward zero.
+  #
+  # Modules instrumented with `LiveCov.start(target, mode: :coverage)` are watched by this
+  # process. A *pass* (on an interval, or now with `LiveCov.prune/0`) reads every watched
+  # module's counts, and for each module with newly hit sites reloads a version without them:
+  #
+  #   * the remaining sites keep their slot and indices, so site identities (reports, exports,
+  #     sums over nodes) never change; the counters of removed sites simply stop moving, their
+  #     counts are frozen;
+  #   * a module whose sites have all run goes back to its original beam (`:code.which/1` and
+  #     `module_info(:md5)` are the original's again), unless `keep_instrumented: true`.
+  #
+  # ## Safety
+  #
+  # A module is swapped only when the version before the current one can be soft-purged: no
+  # process still runs it. Otherwise the module is *deferred* (listed in `status/0` with the
+  # pids) and retried at a later pass. No process is ever killed.
+  #
+  # ## Cost
+  #
+  # Recompiling runs in separate processes at low priority: the measured code never waits for
+  # a pass, it only picks up the new version at its next fully qualified call. A pass handles at
+  # most `max_per_pass` modules (the others wait for the next pass) and compiles at most
+  # `concurrency` of them at once (`LiveCov.Instrument.instrument_many/2`). Recompiling starts
+  # from the rewritten abstract code kept since instrumentation (`LiveCov.ModuleInfo` `cache`),
+  # so no beam is read and nothing is re-analysed.
+  #
+  # ## Options
+  #
+  # Given as `LiveCov.start(target, mode: :coverage, prune: [...])`, with `configure/1`, or in
+  # the application environment (`config :live_cov, :prune, interval: 10_000`):
+  #
+  #   * `:interval` - milliseconds between passes, or `nil` for passes only on request
+  #     (default `5_000`).
+  #   * `:retry` - milliseconds before a deferred module is tried again when that comes
+  #     sooner than the next interval (default `1_000`).
+  #   * `:max_per_pass` - modules recompiled per pass at most (default `50`).
+  #   * `:concurrency` - modules compiled at once (default: half the schedulers, at least 1).
+  #   * `:keep_instrumented` - `true` keeps fully hit modules on an instrumented version
+  #     with no bump left instead of the original beam (default `false`).
+  #   * `:history` - recompilations remembered by `status/0` (default `200`).
+  #
+  # ## Counts in this mode
+  #
+  # Counts are not exact: a removed site's count stays where it was when the site was removed
+  # (it is at least 1, "hit"). `LiveCov.reset/0` zeroes the sites that are still instrumented
+  # and leaves removed sites as they are: their code is gone, zeroing them would report lines
+  # that ran as missed. (`LiveCov.dump_and_reset/1` zeroes them too: the dump holds their
+  # counts, so summing dumps still gives every hit.)
+  #
+  # ## Nodes and snapshots
+  #
+  # A pass reads this node's counters and the covered nodes' (`LiveCov.Nodes`), so a site hit
+  # only on another node is removed too (`LiveCov.reset/0` then keeps it at 1 on this node, so
+  # it stays hit). Imported data (`LiveCov.import/1`) never removes a bump: it did not run here. Every swapped version is sent to the covered nodes
+  # (`LiveCov.Nodes.distribute/1`, same slot, so their counters go on); a node that cannot
+  # swap yet keeps its previous version, which only counts more. A snapshot's metadata is the
+  # build's (original md5 and sites), which pruning never changes, so snapshots of any version
+  # merge.
   use GenServer
 
   require Logger

@@ -1,43 +1,42 @@
 defmodule LiveCov.Publish do
-  @moduledoc """
-  Posts this node's coverage, in the Coveralls JSON format (`LiveCov.Format.Coveralls`),
-  straight to an HTTP endpoint: a coverage service, a CI collector, a Coveralls-compatible
-  server. For one node without a gateway. `LiveCov.publish/2` calls `publish/2`.
-
-      LiveCov.publish("https://cov.example.com/api/v1/jobs",
-        compile_root: "/build/my_app", runtime_root: "/srv/my_app",
-        service_name: "integration", service_job_id: "1742",
-        extra: %{"git" => %{"branch" => "main"}},
-        headers: [{"authorization", "Bearer " <> token}])
-      #=> {:ok, %{status: 200, attempts: 1, bytes: 48213, body: "..."}}
-
-  Options:
-
-    * report options of `LiveCov.report/1`: `:compile_root`, `:runtime_root`, `:root`,
-      `:path_map`, `:ignore_modules`, `:skip_files`; or `:stats` - a ready `LiveCov.Stats`.
-    * Coveralls fields (`LiveCov.Format.Coveralls`): `:service_name`, `:service_job_id`,
-      `:service_number`, `:service_pull_request`, `:repo_token`, `:parallel`, `:flag_name`,
-      `:run_at`, `:commit_sha`, `:git`, `:include_source`.
-    * `:extra` - a map merged into the top-level JSON object (what ex_integration_coveralls
-      calls `extends_post_params`); the report's own fields win.
-    * `:headers` - extra request headers, `[{name, value}]`.
-    * `:encoding` - `:json` (default: the JSON document is the body) or `:multipart`
-      (`multipart/form-data` with the document in a `json_file` field, as coveralls.io's
-      jobs API takes it).
-    * `:retries` (default 3) - further attempts after a failure that may pass: connection
-      errors, timeouts, 408, 429 and 5xx answers. Other 4xx answers are not retried.
-    * `:backoff` (default 500 ms) and `:max_backoff` (default 10 s) - the wait before retry
-      `n` is `min(max_backoff, backoff * 2^(n-1))` plus up to 25 % jitter; a 429/503's
-      `Retry-After` is honoured when it is not longer than `:max_backoff`.
-    * `:timeout` (default 30 s) and `:connect_timeout` (default 10 s), per attempt.
-    * `:ssl` - `:httpc` SSL options for `https` URLs (default: verify the peer against the
-      OS certificate store).
-
-  Returns `{:ok, %{status:, body:, attempts:, bytes:}}` on a 2xx answer, else
-  `{:error, {kind, message}}`: `:refused` (the endpoint answered 3xx/4xx: the message has
-  its status and the start of its body), `:unavailable` (still failing after the retries),
-  `:invalid_url`, `:invalid_option`, or an error of `LiveCov.report/1`.
-  """
+  @moduledoc false
+  # Posts this node's coverage, in the Coveralls JSON format (`LiveCov.Format.Coveralls`),
+  # straight to an HTTP endpoint: a coverage service, a CI collector, a Coveralls-compatible
+  # server. For one node without a gateway. `LiveCov.publish/2` calls `publish/2`.
+  #
+  #     LiveCov.publish("https://cov.example.com/api/v1/jobs",
+  #       compile_root: "/build/my_app", runtime_root: "/srv/my_app",
+  #       service_name: "integration", service_job_id: "1742",
+  #       extra: %{"git" => %{"branch" => "main"}},
+  #       headers: [{"authorization", "Bearer " <> token}])
+  #     #=> {:ok, %{status: 200, attempts: 1, bytes: 48213, body: "..."}}
+  #
+  # Options:
+  #
+  #   * report options of `LiveCov.report/1`: `:compile_root`, `:runtime_root`, `:root`,
+  #     `:path_map`, `:ignore_modules`, `:skip_files`; or `:stats` - a ready `LiveCov.Stats`.
+  #   * Coveralls fields (`LiveCov.Format.Coveralls`): `:service_name`, `:service_job_id`,
+  #     `:service_number`, `:service_pull_request`, `:repo_token`, `:parallel`, `:flag_name`,
+  #     `:run_at`, `:commit_sha`, `:git`, `:include_source`.
+  #   * `:extra` - a map merged into the top-level JSON object (what ex_integration_coveralls
+  #     calls `extends_post_params`); the report's own fields win.
+  #   * `:headers` - extra request headers, `[{name, value}]`.
+  #   * `:encoding` - `:json` (default: the JSON document is the body) or `:multipart`
+  #     (`multipart/form-data` with the document in a `json_file` field, as coveralls.io's
+  #     jobs API takes it).
+  #   * `:retries` (default 3) - further attempts after a failure that may pass: connection
+  #     errors, timeouts, 408, 429 and 5xx answers. Other 4xx answers are not retried.
+  #   * `:backoff` (default 500 ms) and `:max_backoff` (default 10 s) - the wait before retry
+  #     `n` is `min(max_backoff, backoff * 2^(n-1))` plus up to 25 % jitter; a 429/503's
+  #     `Retry-After` is honoured when it is not longer than `:max_backoff`.
+  #   * `:timeout` (default 30 s) and `:connect_timeout` (default 10 s), per attempt.
+  #   * `:ssl` - `:httpc` SSL options for `https` URLs (default: verify the peer against the
+  #     OS certificate store).
+  #
+  # Returns `{:ok, %{status:, body:, attempts:, bytes:}}` on a 2xx answer, else
+  # `{:error, {kind, message}}`: `:refused` (the endpoint answered 3xx/4xx: the message has
+  # its status and the start of its body), `:unavailable` (still failing after the retries),
+  # `:invalid_url`, `:invalid_option`, or an error of `LiveCov.report/1`.
 
   alias LiveCov.{Format, JSON, Stats}
 

@@ -41,15 +41,14 @@ defmodule LiveCov.Snapshot do
   alias LiveCov.{ModuleInfo, Native, Table}
 
   defmodule Meta do
-    @moduledoc """
-    One build of one module: what a snapshot's counters of that build mean.
-
-    `sites` is the tuple of `{function, arity, clause, line}` in counter order; `clauses` is
-    cover's clause table `[{function, arity, clause, nlines}]`. `md5` is the original beam's
-    md5 (16 zero bytes for data imported from a cover `.coverdata` file, which has none).
-    `hash` identifies the whole record; `encoded` is its encoded form (kept so encoding a
-    snapshot does not redo it).
-    """
+    @moduledoc false
+    # One build of one module: what a snapshot's counters of that build mean.
+    #
+    # `sites` is the tuple of `{function, arity, clause, line}` in counter order; `clauses` is
+    # cover's clause table `[{function, arity, clause, nlines}]`. `md5` is the original beam's
+    # md5 (16 zero bytes for data imported from a cover `.coverdata` file, which has none).
+    # `hash` identifies the whole record; `encoded` is its encoded form (kept so encoding a
+    # snapshot does not redo it).
     @enforce_keys [:hash, :module, :md5, :sites]
     defstruct [:hash, :module, :md5, :source, :beam_path, :sites, clauses: [], encoded: nil]
 

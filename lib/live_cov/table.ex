@@ -1,14 +1,13 @@
 defmodule LiveCov.Table do
-  @moduledoc """
-  The native counter table: one slot per instrumented module, one counter per bump site.
-
-  Instrumented code bumps counters with `LiveCov.Native.bump(slot, index)` (literal integers
-  baked into the code). Each bump is one relaxed atomic add on the calling scheduler's shard;
-  reads sum the shards. Counts travel as packed little-endian u64 binaries.
-
-  Slot ids are dense and never reused within a VM, so code still running an old instrumented
-  version of a module only ever bumps its own, retired slot.
-  """
+  @moduledoc false
+  # The native counter table: one slot per instrumented module, one counter per bump site.
+  #
+  # Instrumented code bumps counters with `LiveCov.Native.bump(slot, index)` (literal integers
+  # baked into the code). Each bump is one relaxed atomic add on the calling scheduler's shard;
+  # reads sum the shards. Counts travel as packed little-endian u64 binaries.
+  #
+  # Slot ids are dense and never reused within a VM, so code still running an old instrumented
+  # version of a module only ever bumps its own, retired slot.
 
   @behaviour LiveCov.Counter
 

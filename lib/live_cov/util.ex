@@ -1,8 +1,7 @@
 defmodule LiveCov.Util do
-  @moduledoc """
-  Small helpers shared by several LiveCov modules: mapping a list while every step
-  succeeds, and reading ETS tables that may not exist.
-  """
+  @moduledoc false
+  # Small helpers shared by several LiveCov modules: mapping a list while every step
+  # succeeds, and reading ETS tables that may not exist.
 
   @doc """
   Maps `fun` over `list` as long as it returns `{:ok, value}`: `{:ok, values}` (in order),

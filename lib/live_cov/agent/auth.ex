@@ -1,10 +1,9 @@
 defmodule LiveCov.Agent.Auth do
-  @moduledoc """
-  Bearer-token check of the agent. The configured token is kept only as its SHA-256; the
-  presented token is hashed too and the two digests are compared in constant time
-  (`:crypto.hash_equals/2`), so neither the token's content nor its length leaks through
-  timing.
-  """
+  @moduledoc false
+  # Bearer-token check of the agent. The configured token is kept only as its SHA-256; the
+  # presented token is hashed too and the two digests are compared in constant time
+  # (`:crypto.hash_equals/2`), so neither the token's content nor its length leaks through
+  # timing.
 
   alias LiveCov.Agent.Config
 

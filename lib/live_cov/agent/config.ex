@@ -1,21 +1,20 @@
 defmodule LiveCov.Agent.Config do
-  @moduledoc """
-  Validated settings of the agent (`LiveCov.Agent`), from `LiveCov.Agent.start/1` options or
-  `config :live_cov, :agent, ...`.
-
-  | option | default | meaning |
-  |---|---|---|
-  | `:token` | required | bearer token (at least 16 bytes); `{:system, "VAR"}` reads it from the environment |
-  | `:auth` | `true` | `false` serves every route without a token; only allowed on a loopback `:bind` |
-  | `:bind` | `"127.0.0.1"` | address to listen on (a string or an `:inet` tuple) |
-  | `:port` | `9568` | TCP port; `0` picks a free one (see `LiveCov.Agent.config/0`) |
-  | `:max_body_bytes` | `65536` | larger request bodies are refused with 413 before they are read |
-  | `:max_clients` | `256` | simultaneous connections; more are answered 503 by httpd |
-  | `:max_concurrent` | schedulers online | report/metrics computations running at once (more wait) |
-  | `:request_timeout` | `60_000` | ms a request may wait for its report before a 503 |
-  | `:keep_alive_timeout` | `30` | seconds an idle keep-alive connection is kept |
-  | `:report_opts` | `[]` | defaults for report routes, e.g. `[compile_root: "/build/app", runtime_root: "/srv/app"]` |
-  """
+  @moduledoc false
+  # Validated settings of the agent (`LiveCov.Agent`), from `LiveCov.Agent.start/1` options or
+  # `config :live_cov, :agent, ...`.
+  #
+  # | option | default | meaning |
+  # |---|---|---|
+  # | `:token` | required | bearer token (at least 16 bytes); `{:system, "VAR"}` reads it from the environment |
+  # | `:auth` | `true` | `false` serves every route without a token; only allowed on a loopback `:bind` |
+  # | `:bind` | `"127.0.0.1"` | address to listen on (a string or an `:inet` tuple) |
+  # | `:port` | `9568` | TCP port; `0` picks a free one (see `LiveCov.Agent.config/0`) |
+  # | `:max_body_bytes` | `65536` | larger request bodies are refused with 413 before they are read |
+  # | `:max_clients` | `256` | simultaneous connections; more are answered 503 by httpd |
+  # | `:max_concurrent` | schedulers online | report/metrics computations running at once (more wait) |
+  # | `:request_timeout` | `60_000` | ms a request may wait for its report before a 503 |
+  # | `:keep_alive_timeout` | `30` | seconds an idle keep-alive connection is kept |
+  # | `:report_opts` | `[]` | defaults for report routes, e.g. `[compile_root: "/build/app", runtime_root: "/srv/app"]` |
 
   @min_token 16
   @report_keys [:compile_root, :runtime_root, :root, :path_map, :ignore_modules, :skip_files]

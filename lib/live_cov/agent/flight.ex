@@ -1,21 +1,20 @@
 defmodule LiveCov.Agent.Flight do
-  @moduledoc """
-  Runs the agent's read-only computations (reports, coverage, metrics, status) so that many
-  concurrent requests cost little and never starve the application:
-
-    * **Coalescing, never stale** - requests for the same `key` that arrive while a
-      computation for it cannot start at once wait together for the next one and share its
-      result (so 200 concurrent `GET /report/lcov` render the report a few times, not 200
-      times). A request never gets the result of a computation that started before it
-      arrived: after `POST /reset`, a report reflects the reset.
-    * **Bounded** - at most `max_concurrent` computations run at once; others wait in order.
-    * **Low priority** - computations run in their own processes at `:low` priority, so the
-      application's normal-priority processes get the schedulers first.
-    * **Isolated** - a computation that raises or crashes answers its waiters
-      `{:error, {:internal_error, message}}`; nothing else is affected.
-
-  Results should be binaries (large binaries are shared between waiters, not copied).
-  """
+  @moduledoc false
+  # Runs the agent's read-only computations (reports, coverage, metrics, status) so that many
+  # concurrent requests cost little and never starve the application:
+  #
+  #   * **Coalescing, never stale** - requests for the same `key` that arrive while a
+  #     computation for it cannot start at once wait together for the next one and share its
+  #     result (so 200 concurrent `GET /report/lcov` render the report a few times, not 200
+  #     times). A request never gets the result of a computation that started before it
+  #     arrived: after `POST /reset`, a report reflects the reset.
+  #   * **Bounded** - at most `max_concurrent` computations run at once; others wait in order.
+  #   * **Low priority** - computations run in their own processes at `:low` priority, so the
+  #     application's normal-priority processes get the schedulers first.
+  #   * **Isolated** - a computation that raises or crashes answers its waiters
+  #     `{:error, {:internal_error, message}}`; nothing else is affected.
+  #
+  # Results should be binaries (large binaries are shared between waiters, not copied).
   use GenServer
   require Logger
 

@@ -1,13 +1,12 @@
 defmodule LiveCov.Agent.Handler do
-  @moduledoc """
-  The `:httpd` callback module of the agent (`modules: [LiveCov.Agent.Handler]`).
-
-  httpd calls `do/1` in its per-connection process with the parsed request. This module turns
-  it into a `LiveCov.Agent.Router` request, and the router's answer into httpd's
-  `{:proceed, [{:response, {:response, headers, body}}]}`. Anything that raises, throws or
-  exits while answering gives a 500 with a JSON error body: a crashing handler never takes
-  more than its own request with it.
-  """
+  @moduledoc false
+  # The `:httpd` callback module of the agent (`modules: [LiveCov.Agent.Handler]`).
+  #
+  # httpd calls `do/1` in its per-connection process with the parsed request. This module turns
+  # it into a `LiveCov.Agent.Router` request, and the router's answer into httpd's
+  # `{:proceed, [{:response, {:response, headers, body}}]}`. Anything that raises, throws or
+  # exits while answering gives a 500 with a JSON error body: a crashing handler never takes
+  # more than its own request with it.
 
   require Logger
 

@@ -1,27 +1,26 @@
 defmodule LiveCov.Agent.Metrics do
-  @moduledoc """
-  Coverage as Prometheus metrics (text exposition format 0.0.4), served by the agent at
-  `GET /metrics` so an existing Prometheus can scrape coverage trends without the gateway.
-
-  Coverage here is site coverage: a *bump site* is one instrumented point (a
-  `{function, arity, clause, line}`, as cover counts them); a site is *hit* once it ran.
-
-      live_cov_module_sites{application="my_app",module="Elixir.MyApp.Calc"} 42
-      live_cov_module_sites_hit{application="my_app",module="Elixir.MyApp.Calc"} 30
-      live_cov_module_coverage_percent{application="my_app",module="Elixir.MyApp.Calc"} 71.429
-      live_cov_application_sites{application="my_app"} 420
-      live_cov_application_sites_hit{application="my_app"} 301
-      live_cov_application_coverage_percent{application="my_app"} 71.667
-      live_cov_sites 420
-      live_cov_sites_hit 301
-      live_cov_coverage_percent 71.667
-      live_cov_modules 10
-      live_cov_info{node="app@host",version="0.1.0"} 1
-
-  Modules of no loaded application have `application=""`. A percentage with no sites is
-  `100` (nothing to miss, as in `LiveCov.Stats`). Counts are those reports see
-  (`LiveCov.Counts`: this node, covered nodes and imported data).
-  """
+  @moduledoc false
+  # Coverage as Prometheus metrics (text exposition format 0.0.4), served by the agent at
+  # `GET /metrics` so an existing Prometheus can scrape coverage trends without the gateway.
+  #
+  # Coverage here is site coverage: a *bump site* is one instrumented point (a
+  # `{function, arity, clause, line}`, as cover counts them); a site is *hit* once it ran.
+  #
+  #     live_cov_module_sites{application="my_app",module="Elixir.MyApp.Calc"} 42
+  #     live_cov_module_sites_hit{application="my_app",module="Elixir.MyApp.Calc"} 30
+  #     live_cov_module_coverage_percent{application="my_app",module="Elixir.MyApp.Calc"} 71.429
+  #     live_cov_application_sites{application="my_app"} 420
+  #     live_cov_application_sites_hit{application="my_app"} 301
+  #     live_cov_application_coverage_percent{application="my_app"} 71.667
+  #     live_cov_sites 420
+  #     live_cov_sites_hit 301
+  #     live_cov_coverage_percent 71.667
+  #     live_cov_modules 10
+  #     live_cov_info{node="app@host",version="0.1.0"} 1
+  #
+  # Modules of no loaded application have `application=""`. A percentage with no sites is
+  # `100` (nothing to miss, as in `LiveCov.Stats`). Counts are those reports see
+  # (`LiveCov.Counts`: this node, covered nodes and imported data).
 
   alias LiveCov.{Counts, Instrumented}
 

@@ -1,14 +1,13 @@
 defmodule LiveCov.Agent.Router do
-  @moduledoc """
-  Routing, authentication and error mapping of the agent's HTTP API (see the "Agent HTTP
-  API" section of docs/ARCHITECTURE.md and `LiveCov.Agent`).
-
-  `handle/2` takes `%{method:, uri:, headers: [{lowercase_name, value}], body:}` and returns
-  `{status, [{header, value}], body_binary}`. Every route except `GET /health` is checked
-  for the bearer token first, before the path is even looked at: an unauthenticated request
-  learns nothing and changes nothing. Errors are
-  `{"error": {"kind": "...", "message": "..."}}`.
-  """
+  @moduledoc false
+  # Routing, authentication and error mapping of the agent's HTTP API (see the "Agent HTTP
+  # API" section of docs/ARCHITECTURE.md and `LiveCov.Agent`).
+  #
+  # `handle/2` takes `%{method:, uri:, headers: [{lowercase_name, value}], body:}` and returns
+  # `{status, [{header, value}], body_binary}`. Every route except `GET /health` is checked
+  # for the bearer token first, before the path is even looked at: an unauthenticated request
+  # learns nothing and changes nothing. Errors are
+  # `{"error": {"kind": "...", "message": "..."}}`.
 
   alias LiveCov.Agent.{Auth, Config, Routes}
 

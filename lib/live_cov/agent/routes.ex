@@ -1,13 +1,12 @@
 defmodule LiveCov.Agent.Routes do
-  @moduledoc """
-  The agent's route handlers (called by `LiveCov.Agent.Router` once the request is
-  authenticated and matched). Each returns `{:ok, status, content_type, body}` (optionally
-  with extra headers) or `{:error, {kind, message}}`.
-
-  Read-only computations (status, coverage, reports, metrics) go through
-  `LiveCov.Agent.Flight`: coalesced, bounded and at low priority. Mutations (instrument,
-  stop, reset, snapshot with reset) run in the request's own process.
-  """
+  @moduledoc false
+  # The agent's route handlers (called by `LiveCov.Agent.Router` once the request is
+  # authenticated and matched). Each returns `{:ok, status, content_type, body}` (optionally
+  # with extra headers) or `{:error, {kind, message}}`.
+  #
+  # Read-only computations (status, coverage, reports, metrics) go through
+  # `LiveCov.Agent.Flight`: coalesced, bounded and at low priority. Mutations (instrument,
+  # stop, reset, snapshot with reset) run in the request's own process.
 
   alias LiveCov.Agent.{Config, Flight, Metrics, Status}
   alias LiveCov.{Instrumented, JSON, Snapshot}

@@ -1,9 +1,8 @@
 defmodule LiveCov.Agent.Server do
-  @moduledoc """
-  Owns one running agent: the `:inets` httpd instance (started stand-alone, linked here) and
-  its `LiveCov.Agent.Flight`. Runs under `LiveCov.Agent.Supervisor`; stopping it stops the
-  listener. Use `LiveCov.Agent` rather than this module.
-  """
+  @moduledoc false
+  # Owns one running agent: the `:inets` httpd instance (started stand-alone, linked here) and
+  # its `LiveCov.Agent.Flight`. Runs under `LiveCov.Agent.Supervisor`; stopping it stops the
+  # listener. Use `LiveCov.Agent` rather than this module.
   use GenServer
   require Logger
 

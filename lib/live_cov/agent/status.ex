@@ -1,24 +1,23 @@
 defmodule LiveCov.Agent.Status do
-  @moduledoc """
-  What `GET /status` answers: the node, what is instrumented, and the build identity.
-
-      %{
-        node: "app@host", mode: "counts",            # "counts" | "coverage" | "mixed" | "idle"
-        applications: [%{name: "my_app", version: "1.2.0", modules: ["Elixir.MyApp.Calc"],
-                         modules_total: 12}],
-        modules: [%{module: "Elixir.MyApp.Calc", application: "my_app", md5: "9f0c...",
-                    sites: 42, mode: "counts", source: "/build/lib/my_app/calc.ex",
-                    instrumented_at: 1_700_000_000_000}],
-        git_commit: "3f2a9c1" | nil, git_commit_source: "config" | "/srv/app/VERSION" | nil,
-        agent_version: "0.1.0", otp_release: "25", elixir_version: "1.14.0",
-        loaded_applications: %{"my_app" => "1.2.0", ...}
-      }
-
-  Module names are atoms as strings (`"Elixir.MyApp.Calc"`, `"my_mod"`), exactly as in
-  snapshots. The git commit comes from `config :live_cov, :git_commit`, else from the first
-  line of a VERSION file: `config :live_cov, :version_file`, else `VERSION` in the release
-  root (`:code.root_dir/0`), else in the current directory.
-  """
+  @moduledoc false
+  # What `GET /status` answers: the node, what is instrumented, and the build identity.
+  #
+  #     %{
+  #       node: "app@host", mode: "counts",            # "counts" | "coverage" | "mixed" | "idle"
+  #       applications: [%{name: "my_app", version: "1.2.0", modules: ["Elixir.MyApp.Calc"],
+  #                        modules_total: 12}],
+  #       modules: [%{module: "Elixir.MyApp.Calc", application: "my_app", md5: "9f0c...",
+  #                   sites: 42, mode: "counts", source: "/build/lib/my_app/calc.ex",
+  #                   instrumented_at: 1_700_000_000_000}],
+  #       git_commit: "3f2a9c1" | nil, git_commit_source: "config" | "/srv/app/VERSION" | nil,
+  #       agent_version: "0.1.0", otp_release: "25", elixir_version: "1.14.0",
+  #       loaded_applications: %{"my_app" => "1.2.0", ...}
+  #     }
+  #
+  # Module names are atoms as strings (`"Elixir.MyApp.Calc"`, `"my_mod"`), exactly as in
+  # snapshots. The git commit comes from `config :live_cov, :git_commit`, else from the first
+  # line of a VERSION file: `config :live_cov, :version_file`, else `VERSION` in the release
+  # root (`:code.root_dir/0`), else in the current directory.
 
   alias LiveCov.Instrumented
 

@@ -1,10 +1,9 @@
 defmodule LiveCov.Agent.Supervisor do
-  @moduledoc """
-  Where the agent runs: a `DynamicSupervisor` under LiveCov's supervisor, empty until the
-  agent is configured or started. An agent that keeps crashing is given up after a few
-  restarts (this supervisor then restarts empty), so it can never take LiveCov or the node
-  down with it.
-  """
+  @moduledoc false
+  # Where the agent runs: a `DynamicSupervisor` under LiveCov's supervisor, empty until the
+  # agent is configured or started. An agent that keeps crashing is given up after a few
+  # restarts (this supervisor then restarts empty), so it can never take LiveCov or the node
+  # down with it.
   use DynamicSupervisor
 
   @doc false

@@ -1,22 +1,21 @@
 defmodule LiveCov.Format.Annotated do
-  @moduledoc """
-  Annotated source listings in the layout of `:cover.analyse_to_file/1`
-  (`*.COVER.out`): each executable line is prefixed by its count, lines that
-  were never run by `     0..|`, other lines by `        |`.
-
-      File generated from /app/lib/report_app/calc.ex by LiveCov 2024-01-01T00:00:00Z
-
-      ****************************************************************************
-
-              |  defmodule ReportApp.Calc do
-              |    def add(a, b) do
-           5..|      a + b
-           0..|      never_run()
-
-  `render/2` concatenates every file; `render_files/2` returns one
-  `annotated/<filename>.COVER.out` per source (used by `LiveCov.Report.Writer`
-  with `split: true`). Ignored lines show as not executable.
-  """
+  @moduledoc false
+  # Annotated source listings in the layout of `:cover.analyse_to_file/1`
+  # (`*.COVER.out`): each executable line is prefixed by its count, lines that
+  # were never run by `     0..|`, other lines by `        |`.
+  #
+  #     File generated from /app/lib/report_app/calc.ex by LiveCov 2024-01-01T00:00:00Z
+  #
+  #     ****************************************************************************
+  #
+  #             |  defmodule ReportApp.Calc do
+  #             |    def add(a, b) do
+  #          5..|      a + b
+  #          0..|      never_run()
+  #
+  # `render/2` concatenates every file; `render_files/2` returns one
+  # `annotated/<filename>.COVER.out` per source (used by `LiveCov.Report.Writer`
+  # with `split: true`). Ignored lines show as not executable.
 
   @behaviour LiveCov.Format
 

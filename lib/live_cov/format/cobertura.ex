@@ -1,19 +1,18 @@
 defmodule LiveCov.Format.Cobertura do
-  @moduledoc """
-  Cobertura XML (`coverage-04.dtd` shape), as read by pycobertura, GitLab,
-  Jenkins and Azure DevOps.
-
-  * `<coverage>` carries `line-rate`, `lines-covered`, `lines-valid` (the
-    report totals), zero branch figures, `version` and `timestamp` (ms);
-  * `<sources><source>` is the report root (`:root` of `LiveCov.Stats.build/2`);
-  * one `<package>` per directory (`lib/report_app` → `lib.report_app`), one
-    `<class>` per source file (`name` = its module(s), `filename` = the display
-    filename, relative to the source root);
-  * `<methods>` lists the input functions, each with its first line;
-    `<lines>` lists every relevant line with `hits` and `branch="false"`.
-
-  Options: `:version` (default `"LiveCov"`).
-  """
+  @moduledoc false
+  # Cobertura XML (`coverage-04.dtd` shape), as read by pycobertura, GitLab,
+  # Jenkins and Azure DevOps.
+  #
+  # * `<coverage>` carries `line-rate`, `lines-covered`, `lines-valid` (the
+  #   report totals), zero branch figures, `version` and `timestamp` (ms);
+  # * `<sources><source>` is the report root (`:root` of `LiveCov.Stats.build/2`);
+  # * one `<package>` per directory (`lib/report_app` → `lib.report_app`), one
+  #   `<class>` per source file (`name` = its module(s), `filename` = the display
+  #   filename, relative to the source root);
+  # * `<methods>` lists the input functions, each with its first line;
+  #   `<lines>` lists every relevant line with `hits` and `branch="false"`.
+  #
+  # Options: `:version` (default `"LiveCov"`).
 
   @behaviour LiveCov.Format
 

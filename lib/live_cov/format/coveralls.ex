@@ -1,23 +1,22 @@
 defmodule LiveCov.Format.Coveralls do
-  @moduledoc """
-  The Coveralls.io JSON job format (the body `excoveralls` posts):
-
-      {"source_files": [{"name": "lib/report_app/calc.ex",
-                         "source_digest": "<md5 hex of the file>",
-                         "coverage": [null, 5, 0, ...],
-                         "source": "<file text>"}],
-       "service_name": "github", ...}
-
-  `coverage` has one entry per source line: `null` for lines that are not
-  relevant, else the count. `name` is the display filename (make it relative
-  to the repository root with the `:root` option of `LiveCov.Stats.build/2`).
-
-  Options copied to the top level when given: `:service_name`,
-  `:service_job_id`, `:service_number`, `:service_pull_request`,
-  `:repo_token`, `:parallel`, `:flag_name`, `:run_at`, `:commit_sha` and
-  `:git` (a map, e.g. `%{head: %{id: sha, message: msg}, branch: "main"}`).
-  `include_source: false` omits the `source` field.
-  """
+  @moduledoc false
+  # The Coveralls.io JSON job format (the body `excoveralls` posts):
+  #
+  #     {"source_files": [{"name": "lib/report_app/calc.ex",
+  #                        "source_digest": "<md5 hex of the file>",
+  #                        "coverage": [null, 5, 0, ...],
+  #                        "source": "<file text>"}],
+  #      "service_name": "github", ...}
+  #
+  # `coverage` has one entry per source line: `null` for lines that are not
+  # relevant, else the count. `name` is the display filename (make it relative
+  # to the repository root with the `:root` option of `LiveCov.Stats.build/2`).
+  #
+  # Options copied to the top level when given: `:service_name`,
+  # `:service_job_id`, `:service_number`, `:service_pull_request`,
+  # `:repo_token`, `:parallel`, `:flag_name`, `:run_at`, `:commit_sha` and
+  # `:git` (a map, e.g. `%{head: %{id: sha, message: msg}, branch: "main"}`).
+  # `include_source: false` omits the `source` field.
 
   @behaviour LiveCov.Format
 

@@ -1,27 +1,26 @@
 defmodule LiveCov.Format.HTML do
-  @moduledoc """
-  A single self-contained HTML page: an index of every file with its coverage
-  percentage, followed by one section per file with per-line hit counts.
-
-  * no network resources: CSS and JS (from `priv/report/`) are inlined at
-    compile time, fonts are the system's;
-  * the index links to each file (`#f-N`), every line has an anchor
-    (`#f-N-L42`), and a small inline script filters the index and sections by
-    filename or to files with misses (also from the URL:
-    `coverage.html?filter=calc&missed=1`);
-  * lines: green = executed (count shown), red = executable but never run,
-    uncoloured = not executable or ignored.
-
-  Each percentage cell carries `data-file="<filename>"` and the total is in
-  `#total-coverage`, which makes the page easy to check from a headless
-  browser.
-
-  Options:
-
-    * `:title` - page title (default `"LiveCov coverage report"`).
-    * `:threshold` - percentages at or above it are green (default `90`);
-      within 25 points below amber, else red.
-  """
+  @moduledoc false
+  # A single self-contained HTML page: an index of every file with its coverage
+  # percentage, followed by one section per file with per-line hit counts.
+  #
+  # * no network resources: CSS and JS (from `priv/report/`) are inlined at
+  #   compile time, fonts are the system's;
+  # * the index links to each file (`#f-N`), every line has an anchor
+  #   (`#f-N-L42`), and a small inline script filters the index and sections by
+  #   filename or to files with misses (also from the URL:
+  #   `coverage.html?filter=calc&missed=1`);
+  # * lines: green = executed (count shown), red = executable but never run,
+  #   uncoloured = not executable or ignored.
+  #
+  # Each percentage cell carries `data-file="<filename>"` and the total is in
+  # `#total-coverage`, which makes the page easy to check from a headless
+  # browser.
+  #
+  # Options:
+  #
+  #   * `:title` - page title (default `"LiveCov coverage report"`).
+  #   * `:threshold` - percentages at or above it are green (default `90`);
+  #     within 25 points below amber, else red.
 
   @behaviour LiveCov.Format
 

@@ -1,19 +1,18 @@
 defmodule LiveCov.Format.JSON do
-  @moduledoc """
-  Plain JSON dump of `LiveCov.Stats` (keys sorted):
-
-      {"coverage": 70.0, "hits": 7, "misses": 3, "sloc": 10,
-       "generated_at": "2024-01-01T00:00:00Z", "root": "/app",
-       "missing_sources": [], "skipped_files": [], "ignored_modules": [],
-       "files": [{"filename": "lib/report_app/calc.ex", "path": "/app/lib/report_app/calc.ex",
-                  "coverage": 83.3, "sloc": 6, "hits": 5, "misses": 1,
-                  "missing_source": false, "modules": ["ReportApp.Calc"],
-                  "lines": [null, 5, 0, ...],
-                  "functions": [{"module": "ReportApp.Calc", "name": "add/2", "line": 2, "count": 5}]}]}
-
-  `lines[i]` is the count of line `i + 1` (`null` = not relevant).
-  `include_source: true` adds `"source": [line texts]` per file.
-  """
+  @moduledoc false
+  # Plain JSON dump of `LiveCov.Stats` (keys sorted):
+  #
+  #     {"coverage": 70.0, "hits": 7, "misses": 3, "sloc": 10,
+  #      "generated_at": "2024-01-01T00:00:00Z", "root": "/app",
+  #      "missing_sources": [], "skipped_files": [], "ignored_modules": [],
+  #      "files": [{"filename": "lib/report_app/calc.ex", "path": "/app/lib/report_app/calc.ex",
+  #                 "coverage": 83.3, "sloc": 6, "hits": 5, "misses": 1,
+  #                 "missing_source": false, "modules": ["ReportApp.Calc"],
+  #                 "lines": [null, 5, 0, ...],
+  #                 "functions": [{"module": "ReportApp.Calc", "name": "add/2", "line": 2, "count": 5}]}]}
+  #
+  # `lines[i]` is the count of line `i + 1` (`null` = not relevant).
+  # `include_source: true` adds `"source": [line texts]` per file.
 
   @behaviour LiveCov.Format
 

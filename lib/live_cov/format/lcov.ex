@@ -1,33 +1,32 @@
 defmodule LiveCov.Format.LCOV do
-  @moduledoc """
-  LCOV tracefile (`lcov.info`), as read by `genhtml`, Codecov, Coveralls and
-  most CI coverage tools. One record per source file:
-
-      TN:
-      SF:/app/lib/report_app/calc.ex
-      FN:2,ReportApp.Calc.add/2
-      FNDA:5,ReportApp.Calc.add/2
-      FNF:1
-      FNH:1
-      DA:3,5
-      LF:1
-      LH:1
-      end_of_record
-
-  Functions come from the input's `functions`; names are qualified with their
-  module (`Mod.fun/arity`, Erlang `mod:fun/arity`). Entries of the same
-  function in one file are merged (first line, summed count: one entry per
-  clause sums to the calls of the function). A function's `FN:` line is its first
-  executable line (the first `DA:` line at or after the line it starts on): genhtml 2.x
-  refuses a function on a line without line data.
-
-  Options:
-
-    * `:paths` - `:absolute` (default; `SF:` is the path the source was read
-      from, so `genhtml` finds it) or `:relative` (the display filename).
-    * `:test_name` - the `TN:` value (default empty); characters other than
-      letters, digits and `_` are replaced by `_`.
-  """
+  @moduledoc false
+  # LCOV tracefile (`lcov.info`), as read by `genhtml`, Codecov, Coveralls and
+  # most CI coverage tools. One record per source file:
+  #
+  #     TN:
+  #     SF:/app/lib/report_app/calc.ex
+  #     FN:2,ReportApp.Calc.add/2
+  #     FNDA:5,ReportApp.Calc.add/2
+  #     FNF:1
+  #     FNH:1
+  #     DA:3,5
+  #     LF:1
+  #     LH:1
+  #     end_of_record
+  #
+  # Functions come from the input's `functions`; names are qualified with their
+  # module (`Mod.fun/arity`, Erlang `mod:fun/arity`). Entries of the same
+  # function in one file are merged (first line, summed count: one entry per
+  # clause sums to the calls of the function). A function's `FN:` line is its first
+  # executable line (the first `DA:` line at or after the line it starts on): genhtml 2.x
+  # refuses a function on a line without line data.
+  #
+  # Options:
+  #
+  #   * `:paths` - `:absolute` (default; `SF:` is the path the source was read
+  #     from, so `genhtml` finds it) or `:relative` (the display filename).
+  #   * `:test_name` - the `TN:` value (default empty); characters other than
+  #     letters, digits and `_` are replaced by `_`.
 
   @behaviour LiveCov.Format
 

@@ -1,26 +1,25 @@
 defmodule LiveCov.Format.Terminal do
-  @moduledoc """
-  Summary table for a terminal, in the layout excoveralls users know:
-
-      ----------------
-      COV    FILE                                        LINES RELEVANT   MISSED
-       50.0% lib/report_app/two.ex                          14        4        2
-       83.3% lib/report_app/calc.ex                         20        6        1
-      [TOTAL]  70.0%
-      ----------------
-
-  Rows are sorted by coverage ascending (worst first), ties by filename; pass
-  `sort: :filename` for alphabetical order. Files whose source could not be read
-  are marked `(source missing)`.
-
-  Options:
-
-    * `:threshold` - minimum acceptable percentage (default `90`). Percentages at
-      or above it are green, below it red; a final line says whether the total
-      passes.
-    * `:colors` - `false` disables ANSI colours (default `true`).
-    * `:sort` - `:coverage` (default) or `:filename`.
-  """
+  @moduledoc false
+  # Summary table for a terminal, in the layout excoveralls users know:
+  #
+  #     ----------------
+  #     COV    FILE                                        LINES RELEVANT   MISSED
+  #      50.0% lib/report_app/two.ex                          14        4        2
+  #      83.3% lib/report_app/calc.ex                         20        6        1
+  #     [TOTAL]  70.0%
+  #     ----------------
+  #
+  # Rows are sorted by coverage ascending (worst first), ties by filename; pass
+  # `sort: :filename` for alphabetical order. Files whose source could not be read
+  # are marked `(source missing)`.
+  #
+  # Options:
+  #
+  #   * `:threshold` - minimum acceptable percentage (default `90`). Percentages at
+  #     or above it are green, below it red; a final line says whether the total
+  #     passes.
+  #   * `:colors` - `false` disables ANSI colours (default `true`).
+  #   * `:sort` - `:coverage` (default) or `:filename`.
 
   @behaviour LiveCov.Format
 

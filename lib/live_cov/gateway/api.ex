@@ -1,8 +1,7 @@
 defmodule LiveCov.Gateway.Api do
-  @moduledoc """
-  The gateway's JSON API (routes in `LiveCov.Gateway.Router`). Numbers come from
-  `LiveCov.Gateway.View`, as the dashboard's do. Timestamps are Unix milliseconds.
-  """
+  @moduledoc false
+  # The gateway's JSON API (routes in `LiveCov.Gateway.Router`). Numbers come from
+  # `LiveCov.Gateway.View`, as the dashboard's do. Timestamps are Unix milliseconds.
 
   alias LiveCov.Gateway.{Publisher, Runs, Server, View}
   alias LiveCov.JSON

@@ -1,8 +1,7 @@
 defmodule LiveCov.Gateway.Assets do
-  @moduledoc """
-  The dashboard's CSS and JS (`priv/gateway/`), embedded at compile time so the gateway
-  serves them from any installation; no CDN.
-  """
+  @moduledoc false
+  # The dashboard's CSS and JS (`priv/gateway/`), embedded at compile time so the gateway
+  # serves them from any installation; no CDN.
 
   @dir Path.expand("../../../priv/gateway", __DIR__)
   @files %{

@@ -1,28 +1,27 @@
 defmodule LiveCov.Gateway.Config do
-  @moduledoc """
-  The gateway's settings, from a `gateway.exs` file (Elixir terms, evaluated with
-  `Code.eval_file/1`; the file's value is a keyword list) or from a keyword list.
-
-      [
-        data_dir: "/var/lib/live_cov_gateway",        # required: persisted state, run results
-        port: 9570, bind: "127.0.0.1",                  # the dashboard and API
-        token: {:system, "LIVE_COV_GATEWAY_TOKEN"},     # guards POST routes (required off loopback)
-        interval: 10_000, timeout: 5_000,               # ms between pulls; per-pull timeout
-        backoff: 10_000, max_backoff: 300_000,          # wait after failures: backoff * 2^(n-1), capped
-        source_roots: [{"/build/app", "/srv/app/src"}, "/opt/src"],
-        report_opts: [root: "/srv/app/src", ignore_modules: [~r/Test/]],
-        distribution: [name: "live_cov_gateway@127.0.0.1", cookie: "secret"],
-        agents: [[url: "http://10.0.0.5:9568", token: {:system, "AGENT_TOKEN"}, service: "api"]],
-        nodes: [[node: :"worker@10.0.0.6", service: "worker"]],
-        publishers: [[type: :directory, dir: "/srv/coverage"],
-                     [type: :coveralls, url: "https://cov.example.com/api/v1/jobs"]]
-      ]
-
-  Every source has a unique `name` (default: the URL or node name). `source_roots` entries are
-  directories whose files the source view may show: `"/dir"` (sources compiled there) or
-  `{compile_prefix, local_dir}` (sources compiled under the prefix, read from the directory).
-  `new/1` gives `{:ok, config}` or `{:error, {:invalid_gateway_config, message}}`.
-  """
+  @moduledoc false
+  # The gateway's settings, from a `gateway.exs` file (Elixir terms, evaluated with
+  # `Code.eval_file/1`; the file's value is a keyword list) or from a keyword list.
+  #
+  #     [
+  #       data_dir: "/var/lib/live_cov_gateway",        # required: persisted state, run results
+  #       port: 9570, bind: "127.0.0.1",                  # the dashboard and API
+  #       token: {:system, "LIVE_COV_GATEWAY_TOKEN"},     # guards POST routes (required off loopback)
+  #       interval: 10_000, timeout: 5_000,               # ms between pulls; per-pull timeout
+  #       backoff: 10_000, max_backoff: 300_000,          # wait after failures: backoff * 2^(n-1), capped
+  #       source_roots: [{"/build/app", "/srv/app/src"}, "/opt/src"],
+  #       report_opts: [root: "/srv/app/src", ignore_modules: [~r/Test/]],
+  #       distribution: [name: "live_cov_gateway@127.0.0.1", cookie: "secret"],
+  #       agents: [[url: "http://10.0.0.5:9568", token: {:system, "AGENT_TOKEN"}, service: "api"]],
+  #       nodes: [[node: :"worker@10.0.0.6", service: "worker"]],
+  #       publishers: [[type: :directory, dir: "/srv/coverage"],
+  #                    [type: :coveralls, url: "https://cov.example.com/api/v1/jobs"]]
+  #     ]
+  #
+  # Every source has a unique `name` (default: the URL or node name). `source_roots` entries are
+  # directories whose files the source view may show: `"/dir"` (sources compiled there) or
+  # `{compile_prefix, local_dir}` (sources compiled under the prefix, read from the directory).
+  # `new/1` gives `{:ok, config}` or `{:error, {:invalid_gateway_config, message}}`.
 
   alias LiveCov.Gateway.ConfigCheck, as: C
 

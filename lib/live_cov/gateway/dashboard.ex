@@ -1,15 +1,14 @@
 defmodule LiveCov.Gateway.Dashboard do
-  @moduledoc """
-  The Cover Center: server-rendered HTML pages of the gateway (with `priv/gateway/gateway.css`
-  and `gateway.js`). Every number comes from `LiveCov.Gateway.View`, as the JSON API's, and
-  carries a `data-*` attribute naming it.
-
-    * `/` - services (totals, sources up, builds), the coverage of finished runs over time,
-      the runs and the sources;
-    * `/services/:name` - a service's builds, sources and files (`?build=` one build);
-    * `/services/:name/source?file=` - a file with its per-line hit counts;
-    * `/runs/:id` (and `/runs/:id/source`) - what a run measured, and what was published.
-  """
+  @moduledoc false
+  # The Cover Center: server-rendered HTML pages of the gateway (with `priv/gateway/gateway.css`
+  # and `gateway.js`). Every number comes from `LiveCov.Gateway.View`, as the JSON API's, and
+  # carries a `data-*` attribute naming it.
+  #
+  #   * `/` - services (totals, sources up, builds), the coverage of finished runs over time,
+  #     the runs and the sources;
+  #   * `/services/:name` - a service's builds, sources and files (`?build=` one build);
+  #   * `/services/:name/source?file=` - a file with its per-line hit counts;
+  #   * `/runs/:id` (and `/runs/:id/source`) - what a run measured, and what was published.
 
   import LiveCov.Gateway.Html
 

@@ -1,8 +1,7 @@
 defmodule LiveCov.Gateway.DashboardFiles do
-  @moduledoc """
-  The dashboard's report pieces (`LiveCov.Gateway.Dashboard`): totals, the files table and
-  the source view with per-line hit counts.
-  """
+  @moduledoc false
+  # The dashboard's report pieces (`LiveCov.Gateway.Dashboard`): totals, the files table and
+  # the source view with per-line hit counts.
 
   import LiveCov.Gateway.Html
 

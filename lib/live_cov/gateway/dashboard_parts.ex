@@ -1,8 +1,7 @@
 defmodule LiveCov.Gateway.DashboardParts do
-  @moduledoc """
-  The pieces the dashboard's pages are made of (`LiveCov.Gateway.Dashboard`): tables of
-  services, sources, builds, runs and files, totals, the source view.
-  """
+  @moduledoc false
+  # The pieces the dashboard's pages are made of (`LiveCov.Gateway.Dashboard`): tables of
+  # services, sources, builds, runs and files, totals, the source view.
 
   import LiveCov.Gateway.Html
 

@@ -1,10 +1,9 @@
 defmodule LiveCov.Gateway.Handler do
-  @moduledoc """
-  The `:httpd` callback module of the gateway: turns httpd's request record into
-  `%{method:, path:, query:, headers:, body:}` for `LiveCov.Gateway.Router` and its answer
-  into httpd's response. A crash while answering gives a 500 (JSON for `/api/` paths, a
-  page otherwise) and affects nothing but the request.
-  """
+  @moduledoc false
+  # The `:httpd` callback module of the gateway: turns httpd's request record into
+  # `%{method:, path:, query:, headers:, body:}` for `LiveCov.Gateway.Router` and its answer
+  # into httpd's response. A crash while answering gives a 500 (JSON for `/api/` paths, a
+  # page otherwise) and affects nothing but the request.
 
   require Logger
 

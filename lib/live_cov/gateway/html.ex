@@ -1,9 +1,8 @@
 defmodule LiveCov.Gateway.Html do
-  @moduledoc """
-  Small HTML helpers of the dashboard (`LiveCov.Gateway.Dashboard`): escaping, the page
-  layout, numbers, times, coverage bars and the coverage-over-time chart (inline SVG; no
-  inline styles or scripts, so the page runs under a strict content security policy).
-  """
+  @moduledoc false
+  # Small HTML helpers of the dashboard (`LiveCov.Gateway.Dashboard`): escaping, the page
+  # layout, numbers, times, coverage bars and the coverage-over-time chart (inline SVG; no
+  # inline styles or scripts, so the page runs under a strict content security policy).
 
   alias LiveCov.Gateway.Assets
 

@@ -1,8 +1,7 @@
 defmodule LiveCov.Gateway.Http do
-  @moduledoc """
-  Owns the gateway's `:inets` httpd instance (stand-alone, linked here): the JSON API and the
-  dashboard (`LiveCov.Gateway.Handler`). Stopping this process closes the listener.
-  """
+  @moduledoc false
+  # Owns the gateway's `:inets` httpd instance (stand-alone, linked here): the JSON API and the
+  # dashboard (`LiveCov.Gateway.Handler`). Stopping this process closes the listener.
   use GenServer
   require Logger
 

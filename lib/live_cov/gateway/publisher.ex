@@ -1,18 +1,17 @@
 defmodule LiveCov.Gateway.Publisher do
-  @moduledoc """
-  Publishes a finished run's result of each service with the configured publishers:
-
-    * `[type: :directory, dir: "/srv/coverage", formats: [:lcov, :cobertura, :html, :json]]` -
-      writes the formats (`LiveCov.Report.Writer`, atomically) to
-      `<dir>/<run id>/<service>/`.
-    * `[type: :coveralls, url: "https://...", ...]` - POSTs the Coveralls JSON
-      (`LiveCov.Publish`, with its retries and backoff); every other key is an option of
-      `LiveCov.Publish.publish/2` (`headers:`, `retries:`, `repo_token:`, ...). By default
-      `service_job_id` is the run id and `flag_name` the service.
-
-  Returns one result per service and publisher:
-  `%{service:, publisher:, ok: boolean, detail: paths | status | message}`.
-  """
+  @moduledoc false
+  # Publishes a finished run's result of each service with the configured publishers:
+  #
+  #   * `[type: :directory, dir: "/srv/coverage", formats: [:lcov, :cobertura, :html, :json]]` -
+  #     writes the formats (`LiveCov.Report.Writer`, atomically) to
+  #     `<dir>/<run id>/<service>/`.
+  #   * `[type: :coveralls, url: "https://...", ...]` - POSTs the Coveralls JSON
+  #     (`LiveCov.Publish`, with its retries and backoff); every other key is an option of
+  #     `LiveCov.Publish.publish/2` (`headers:`, `retries:`, `repo_token:`, ...). By default
+  #     `service_job_id` is the run id and `flag_name` the service.
+  #
+  # Returns one result per service and publisher:
+  # `%{service:, publisher:, ok: boolean, detail: paths | status | message}`.
 
   alias LiveCov.Gateway.{Store, View}
   alias LiveCov.Publish

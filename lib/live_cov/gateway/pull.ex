@@ -1,10 +1,9 @@
 defmodule LiveCov.Gateway.Pull do
-  @moduledoc """
-  One round of pulls: the due sources (all with `force: true`, else those whose backoff
-  has passed) are fetched in parallel (`LiveCov.Gateway.Puller`, at most `max_concurrency`
-  at once, each within `timeout`), and each answer is absorbed into its source
-  (`LiveCov.Gateway.Source.absorb/5`) or recorded as a failure with the next attempt's time.
-  """
+  @moduledoc false
+  # One round of pulls: the due sources (all with `force: true`, else those whose backoff
+  # has passed) are fetched in parallel (`LiveCov.Gateway.Puller`, at most `max_concurrency`
+  # at once, each within `timeout`), and each answer is absorbed into its source
+  # (`LiveCov.Gateway.Source.absorb/5`) or recorded as a failure with the next attempt's time.
 
   require Logger
 

@@ -1,16 +1,15 @@
 defmodule LiveCov.Gateway.Puller do
-  @moduledoc """
-  Fetches one source's snapshot: `GET /snapshot` of an agent (`:httpc`, bearer token) or
-  `LiveCov.snapshot/0` on a distributed-Erlang node (`:erpc`), within a timeout.
-
-  `fetch(source, timeout, reset: true)` dumps and resets in one step (`/snapshot?reset=true`,
-  `LiveCov.dump_and_reset/1`) under a fresh dump key (`LiveCov.Dumps`), and retries a dump
-  that timed out or found the source unreachable up to 2 more times with the same key:
-  if the source had dumped but its answer was lost, the retry gets that dump, not a second
-  one. Returns `{:ok, snapshot, encoded}` or `{:error, {kind, message}}` with kind
-  `:unreachable`, `:timeout`, `:unauthorized`, `:agent_error`, `:bad_snapshot` or
-  `:node_error`. Never raises.
-  """
+  @moduledoc false
+  # Fetches one source's snapshot: `GET /snapshot` of an agent (`:httpc`, bearer token) or
+  # `LiveCov.snapshot/0` on a distributed-Erlang node (`:erpc`), within a timeout.
+  #
+  # `fetch(source, timeout, reset: true)` dumps and resets in one step (`/snapshot?reset=true`,
+  # `LiveCov.dump_and_reset/1`) under a fresh dump key (`LiveCov.Dumps`), and retries a dump
+  # that timed out or found the source unreachable up to 2 more times with the same key:
+  # if the source had dumped but its answer was lost, the retry gets that dump, not a second
+  # one. Returns `{:ok, snapshot, encoded}` or `{:error, {kind, message}}` with kind
+  # `:unreachable`, `:timeout`, `:unauthorized`, `:agent_error`, `:bad_snapshot` or
+  # `:node_error`. Never raises.
 
   @reset_attempts 3
   @retry_pause_ms 250

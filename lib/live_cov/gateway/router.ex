@@ -1,28 +1,27 @@
 defmodule LiveCov.Gateway.Router do
-  @moduledoc """
-  Routes of the gateway's HTTP server.
-
-  | method & path | answer |
-  |---|---|
-  | `GET /` | dashboard: services, sources, runs, coverage per run over time |
-  | `GET /services/:name` (`?build=`) | dashboard: a service's builds, sources and files |
-  | `GET /services/:name/source?file=` (`&build=`) | dashboard: a file with per-line hit counts |
-  | `GET /runs/:id`, `GET /runs/:id/source?service=&file=` | dashboard: a run's files and sources |
-  | `GET /assets/gateway.css`, `/assets/gateway.js` | the dashboard's CSS and JS |
-  | `GET /api/health` | `{"status":"ok"}` |
-  | `GET /api/status` | sources (status, last pull, error, builds) and runs |
-  | `GET /api/services`, `/api/services/:name` (`?build=`) | totals; a service's files and builds |
-  | `GET /api/services/:name/source?file=` | a file's lines `[{line, hits, text}]` |
-  | `GET /api/services/:name/snapshot` | the service's merged `LiveCov.Snapshot` (token) |
-  | `GET /api/runs`, `/api/runs/:id`, `/api/runs/:id/source?service=&file=` | runs and results |
-  | `POST /runs` (or `/api/runs`) | starts a run: `{"name", "reset", "services", "labels"}` |
-  | `POST /runs/:id/finish` (or `/api/...`) | final pull, results, publishing |
-  | `POST /api/pull` | pulls every source now |
-
-  POST routes and the snapshot download need `Authorization: Bearer <token>` when the gateway
-  has a token; without one, POST bodies must be `content-type: application/json` (which a
-  cross-site form cannot send).
-  """
+  @moduledoc false
+  # Routes of the gateway's HTTP server.
+  #
+  # | method & path | answer |
+  # |---|---|
+  # | `GET /` | dashboard: services, sources, runs, coverage per run over time |
+  # | `GET /services/:name` (`?build=`) | dashboard: a service's builds, sources and files |
+  # | `GET /services/:name/source?file=` (`&build=`) | dashboard: a file with per-line hit counts |
+  # | `GET /runs/:id`, `GET /runs/:id/source?service=&file=` | dashboard: a run's files and sources |
+  # | `GET /assets/gateway.css`, `/assets/gateway.js` | the dashboard's CSS and JS |
+  # | `GET /api/health` | `{"status":"ok"}` |
+  # | `GET /api/status` | sources (status, last pull, error, builds) and runs |
+  # | `GET /api/services`, `/api/services/:name` (`?build=`) | totals; a service's files and builds |
+  # | `GET /api/services/:name/source?file=` | a file's lines `[{line, hits, text}]` |
+  # | `GET /api/services/:name/snapshot` | the service's merged `LiveCov.Snapshot` (token) |
+  # | `GET /api/runs`, `/api/runs/:id`, `/api/runs/:id/source?service=&file=` | runs and results |
+  # | `POST /runs` (or `/api/runs`) | starts a run: `{"name", "reset", "services", "labels"}` |
+  # | `POST /runs/:id/finish` (or `/api/...`) | final pull, results, publishing |
+  # | `POST /api/pull` | pulls every source now |
+  #
+  # POST routes and the snapshot download need `Authorization: Bearer <token>` when the gateway
+  # has a token; without one, POST bodies must be `content-type: application/json` (which a
+  # cross-site form cannot send).
 
   alias LiveCov.Gateway.{Api, Assets, Dashboard}
 

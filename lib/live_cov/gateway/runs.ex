@@ -1,21 +1,20 @@
 defmodule LiveCov.Gateway.Runs do
-  @moduledoc """
-  Test runs: pure functions on run records.
-
-  A run records, at its start, each of its sources' total (`LiveCov.Gateway.Source.total/1`,
-  encoded) as a baseline. A source's total only grows (restarts and resets are folded into
-  it), so what a run measured for a service is `LiveCov.Snapshot.delta(baseline, total at
-  finish)` over the service's sources - also when an agent restarted during the run, and
-  whether or not the run reset the agents at its start (a reset folds each agent's counts
-  into its total first, so the delta then is exactly what ran since the reset).
-
-      %{id: "r3-1a2b", name: "nightly", status: "running" | "finished",
-        reset: true, services: ["api"], sources: ["api-1", "api-2"],
-        started_at: ms, finished_at: ms | nil, labels: %{},
-        baselines: %{"api-1" => binary | nil},       # dropped when the run finishes
-        results: %{"api" => %{coverage:, sloc:, hits:, misses:, files:}},
-        publish: [%{service:, publisher:, ok:, detail:}], warnings: [String.t()]}
-  """
+  @moduledoc false
+  # Test runs: pure functions on run records.
+  #
+  # A run records, at its start, each of its sources' total (`LiveCov.Gateway.Source.total/1`,
+  # encoded) as a baseline. A source's total only grows (restarts and resets are folded into
+  # it), so what a run measured for a service is `LiveCov.Snapshot.delta(baseline, total at
+  # finish)` over the service's sources - also when an agent restarted during the run, and
+  # whether or not the run reset the agents at its start (a reset folds each agent's counts
+  # into its total first, so the delta then is exactly what ran since the reset).
+  #
+  #     %{id: "r3-1a2b", name: "nightly", status: "running" | "finished",
+  #       reset: true, services: ["api"], sources: ["api-1", "api-2"],
+  #       started_at: ms, finished_at: ms | nil, labels: %{},
+  #       baselines: %{"api-1" => binary | nil},       # dropped when the run finishes
+  #       results: %{"api" => %{coverage:, sloc:, hits:, misses:, files:}},
+  #       publish: [%{service:, publisher:, ok:, detail:}], warnings: [String.t()]}
 
   alias LiveCov.Gateway.Source
   alias LiveCov.Snapshot

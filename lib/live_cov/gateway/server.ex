@@ -1,11 +1,10 @@
 defmodule LiveCov.Gateway.Server do
-  @moduledoc """
-  The gateway's core: pulls every source on the interval (in parallel, each within the
-  timeout; a failing source is retried after an exponential backoff and its last good data
-  is kept), keeps each source's data (`LiveCov.Gateway.Source`), starts and finishes runs
-  (`LiveCov.Gateway.Runs`), persists everything after each pull that changed something
-  (`LiveCov.Gateway.Store`) and publishes a read-only view in ETS (`LiveCov.Gateway.View`).
-  """
+  @moduledoc false
+  # The gateway's core: pulls every source on the interval (in parallel, each within the
+  # timeout; a failing source is retried after an exponential backoff and its last good data
+  # is kept), keeps each source's data (`LiveCov.Gateway.Source`), starts and finishes runs
+  # (`LiveCov.Gateway.Runs`), persists everything after each pull that changed something
+  # (`LiveCov.Gateway.Store`) and publishes a read-only view in ETS (`LiveCov.Gateway.View`).
   use GenServer
   require Logger
 

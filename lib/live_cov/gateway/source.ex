@@ -1,17 +1,16 @@
 defmodule LiveCov.Gateway.Source do
-  @moduledoc """
-  What the gateway knows of one source (an agent or a distributed-Erlang node): pure
-  functions, no I/O.
-
-  A source's snapshots are cumulative since its last reset, so the gateway keeps the
-  latest one (`current`, replaced at every pull, never added). When the source starts a
-  new life - the snapshot's origin (node, OS pid) changed, a counter went down, or a build
-  it had disappeared (restart, reset by someone else, re-instrumentation) - the previous
-  life's last snapshot is folded into `retired` first, so nothing pulled is lost:
-  `total/1 = merge(retired, current)` only ever grows.
-
-  Each life's set of module builds is recorded in `builds` (`build_id/1`).
-  """
+  @moduledoc false
+  # What the gateway knows of one source (an agent or a distributed-Erlang node): pure
+  # functions, no I/O.
+  #
+  # A source's snapshots are cumulative since its last reset, so the gateway keeps the
+  # latest one (`current`, replaced at every pull, never added). When the source starts a
+  # new life - the snapshot's origin (node, OS pid) changed, a counter went down, or a build
+  # it had disappeared (restart, reset by someone else, re-instrumentation) - the previous
+  # life's last snapshot is folded into `retired` first, so nothing pulled is lost:
+  # `total/1 = merge(retired, current)` only ever grows.
+  #
+  # Each life's set of module builds is recorded in `builds` (`build_id/1`).
 
   alias LiveCov.Snapshot
 

@@ -1,18 +1,17 @@
 defmodule LiveCov.Gateway.Store do
-  @moduledoc """
-  The gateway's persisted state, in its `data_dir`:
-
-    * `gateway.state` - everything pulled (per source: the current and retired snapshots,
-      encoded as `LiveCov.Snapshot` files), the runs and their baselines. One file, written
-      atomically (temporary file + rename) after every pull that changed something, so a
-      crash leaves either the previous or the new state, never a mix. The file starts with a
-      magic, a format version and a SHA-256 of the rest.
-    * `runs/<run id>/<service>.snapshot` - what each finished run measured per service
-      (written once).
-
-  On start the state is loaded; an unreadable file is moved aside
-  (`gateway.state.corrupt-<time>`) and the previous generation (`gateway.state.prev`) is tried.
-  """
+  @moduledoc false
+  # The gateway's persisted state, in its `data_dir`:
+  #
+  #   * `gateway.state` - everything pulled (per source: the current and retired snapshots,
+  #     encoded as `LiveCov.Snapshot` files), the runs and their baselines. One file, written
+  #     atomically (temporary file + rename) after every pull that changed something, so a
+  #     crash leaves either the previous or the new state, never a mix. The file starts with a
+  #     magic, a format version and a SHA-256 of the rest.
+  #   * `runs/<run id>/<service>.snapshot` - what each finished run measured per service
+  #     (written once).
+  #
+  # On start the state is loaded; an unreadable file is moved aside
+  # (`gateway.state.corrupt-<time>`) and the previous generation (`gateway.state.prev`) is tried.
 
   require Logger
 

@@ -1,13 +1,12 @@
 defmodule LiveCov.Gateway.View do
-  @moduledoc """
-  The read side shared by the JSON API and the dashboard, so both show the same numbers.
-
-  `LiveCov.Gateway.Server` publishes its state in the ETS table `:live_cov_gateway`
-  (sources, runs, and each service's merged snapshot with a version); reports
-  (`LiveCov.Stats`) are computed from them on demand in the reading process and cached per
-  version. Sources are shown only for files under the configured `source_roots`; other
-  files keep their numbers but no text.
-  """
+  @moduledoc false
+  # The read side shared by the JSON API and the dashboard, so both show the same numbers.
+  #
+  # `LiveCov.Gateway.Server` publishes its state in the ETS table `:live_cov_gateway`
+  # (sources, runs, and each service's merged snapshot with a version); reports
+  # (`LiveCov.Stats`) are computed from them on demand in the reading process and cached per
+  # version. Sources are shown only for files under the configured `source_roots`; other
+  # files keep their numbers but no text.
 
   alias LiveCov.Gateway.{Config, Store}
   alias LiveCov.Snapshot

@@ -1,10 +1,9 @@
 defmodule LiveCov.Gateway.ViewState do
-  @moduledoc """
-  Writes what `LiveCov.Gateway.View` reads into the gateway's ETS table: the state summary
-  (sources, runs, services), each service's builds, and each service's merged snapshot
-  (`LiveCov.Snapshot.merge/1` of its sources' totals) with a version, recomputed only for
-  services whose sources' data changed.
-  """
+  @moduledoc false
+  # Writes what `LiveCov.Gateway.View` reads into the gateway's ETS table: the state summary
+  # (sources, runs, services), each service's builds, and each service's merged snapshot
+  # (`LiveCov.Snapshot.merge/1` of its sources' totals) with a version, recomputed only for
+  # services whose sources' data changed.
 
   alias LiveCov.Gateway.{Config, Runs, Source}
   alias LiveCov.Snapshot

@@ -1,34 +1,33 @@
 defmodule LiveCov.Instrument.Expand do
-  @moduledoc """
-  Rewrites short-circuit boolean operators in bodies into `case` expressions,
-  the way OTP 25's `cover` does before it inserts counters.
-
-  `A andalso B` becomes
-
-      case A of
-        true -> B;
-        false -> false;
-        _N -> erlang:error({badarg, _N})   % clause marked generated
-      end
-
-  and `A orelse B` the mirror image. Only body expressions are rewritten:
-  guards, and comprehension filters that are guard tests, are left alone so
-  their failure semantics do not change. After the rewrite every operand sits
-  in a clause body of its own, which is what gives `B` its own executable line.
-
-  The auxiliary variable is named `_1`, `_2`, ... (one number per rewritten
-  operator in the form, skipping names already used as variables anywhere in
-  the form). Unlike OTP 25-27's `cover`, a skipped name also moves the numbering on,
-  so two operators never share a temporary: with a variable `_1` in the function, cover
-  gives both of two operators `_2` and the module fails to compile ("variable '_2'
-  unsafe"). The names do not change which lines are executable.
-
-  On runtimes whose `cover` uses `sys_coverage` (OTP 27+), this rewrite runs first and
-  the runtime's own transform then finds no operator left to expand, so its naming bug
-  cannot bite (`LiveCov.Instrument.SysCoverage`).
-
-  Pure: no side effects.
-  """
+  @moduledoc false
+  # Rewrites short-circuit boolean operators in bodies into `case` expressions,
+  # the way OTP 25's `cover` does before it inserts counters.
+  #
+  # `A andalso B` becomes
+  #
+  #     case A of
+  #       true -> B;
+  #       false -> false;
+  #       _N -> erlang:error({badarg, _N})   % clause marked generated
+  #     end
+  #
+  # and `A orelse B` the mirror image. Only body expressions are rewritten:
+  # guards, and comprehension filters that are guard tests, are left alone so
+  # their failure semantics do not change. After the rewrite every operand sits
+  # in a clause body of its own, which is what gives `B` its own executable line.
+  #
+  # The auxiliary variable is named `_1`, `_2`, ... (one number per rewritten
+  # operator in the form, skipping names already used as variables anywhere in
+  # the form). Unlike OTP 25-27's `cover`, a skipped name also moves the numbering on,
+  # so two operators never share a temporary: with a variable `_1` in the function, cover
+  # gives both of two operators `_2` and the module fails to compile ("variable '_2'
+  # unsafe"). The names do not change which lines are executable.
+  #
+  # On runtimes whose `cover` uses `sys_coverage` (OTP 27+), this rewrite runs first and
+  # the runtime's own transform then finds no operator left to expand, so its naming bug
+  # cannot bite (`LiveCov.Instrument.SysCoverage`).
+  #
+  # Pure: no side effects.
 
   alias LiveCov.Instrument.Walk
 

@@ -1,30 +1,29 @@
 defmodule LiveCov.Instrument.Forms do
-  @moduledoc """
-  Reads the abstract code of a compiled module, the way OTP 25's `cover` does
-  before it instruments a module.
-
-  `fetch/1` takes a module name or the path of a `.beam` file, reads the beam,
-  asks `:beam_lib` for the `abstract_code` chunk (which goes through the
-  module's debug_info backend, so Elixir modules work through `:elixir_erl`),
-  interprets `-file` attributes, and collects what recompiling needs: the
-  main source file, the `compile_info` source and the compile options cover
-  keeps (`{:i, _}`, `{:d, _}`, `{:d, _, _}`, `:export_all`, `:tuple_calls`,
-  `{:feature, _, :enable | :disable}`), and the beam's MD5.
-
-  Modules that must not be instrumented are refused with a reason:
-
-  | kind | meaning |
-  |---|---|
-  | `:no_beam` | unknown module, no beam file, preloaded or already cover-compiled |
-  | `:bad_beam` | the file is not a valid beam |
-  | `:no_debug_info` | compiled without debug_info |
-  | `:encrypted_debug_info` | debug_info is encrypted and no key is available |
-  | `:missing_backend` | the debug_info backend module (e.g. `:elixir_erl`) is not loaded |
-  | `:no_file_attribute` | the abstract code has no `-file` attribute |
-  | `:sticky` | the module lives in a sticky directory (kernel, stdlib, ...) |
-  | `:nif_module` | the module loads a NIF; reloading it would unload the library |
-  | `:live_cov_module` | LiveCov never instruments itself |
-  """
+  @moduledoc false
+  # Reads the abstract code of a compiled module, the way OTP 25's `cover` does
+  # before it instruments a module.
+  #
+  # `fetch/1` takes a module name or the path of a `.beam` file, reads the beam,
+  # asks `:beam_lib` for the `abstract_code` chunk (which goes through the
+  # module's debug_info backend, so Elixir modules work through `:elixir_erl`),
+  # interprets `-file` attributes, and collects what recompiling needs: the
+  # main source file, the `compile_info` source and the compile options cover
+  # keeps (`{:i, _}`, `{:d, _}`, `{:d, _, _}`, `:export_all`, `:tuple_calls`,
+  # `{:feature, _, :enable | :disable}`), and the beam's MD5.
+  #
+  # Modules that must not be instrumented are refused with a reason:
+  #
+  # | kind | meaning |
+  # |---|---|
+  # | `:no_beam` | unknown module, no beam file, preloaded or already cover-compiled |
+  # | `:bad_beam` | the file is not a valid beam |
+  # | `:no_debug_info` | compiled without debug_info |
+  # | `:encrypted_debug_info` | debug_info is encrypted and no key is available |
+  # | `:missing_backend` | the debug_info backend module (e.g. `:elixir_erl`) is not loaded |
+  # | `:no_file_attribute` | the abstract code has no `-file` attribute |
+  # | `:sticky` | the module lives in a sticky directory (kernel, stdlib, ...) |
+  # | `:nif_module` | the module loads a NIF; reloading it would unload the library |
+  # | `:live_cov_module` | LiveCov never instruments itself |
 
   @enforce_keys [:module, :binary, :forms, :main_file]
   defstruct module: nil,

@@ -1,50 +1,49 @@
 defmodule LiveCov.Instrument.Munge do
-  @moduledoc """
-  The pure, cover-identical rewrite of a module's abstract code.
-
-  `transform/2` walks the forms the way OTP 25.2's `cover` does when it
-  cover-compiles a module and leaves a placeholder `{:BUMP, line, index}` at
-  every spot where cover would bump a counter (the anno is the bare line
-  integer, as in cover). Patched with cover's own counter expression, the
-  result compiles to a beam byte-identical to cover's. It returns, next to the
-  rewritten forms:
-
-    * `sites` - one `{function, arity, clause, line}` per counter, in index
-      order (index 0 is the first element). Cover numbers the same counters
-      from 1, so cover's index is ours + 1.
-    * `clauses` - cover's per-clause table: `{function, arity, clause, nlines}`
-      for every function clause of the main file, in source order, including
-      clauses without any executable line.
-
-  `patch/2` then replaces each placeholder by a real expression (for
-  LiveCov, a call to `LiveCov.Native.bump/2`).
-
-  ## The rules, briefly
-
-    * Only functions in the main file (the first `-file` attribute) are
-      instrumented; after a `-file` naming another file (an include) the
-      rewrite is switched off until the main file comes back. A
-      `-compile({parse_transform, _})` attribute is dropped so the parse
-      transform does not run twice.
-    * `andalso`/`orelse` in bodies are first rewritten into `case`
-      (`LiveCov.Instrument.Expand`).
-    * In every body (function, case/if/receive/try/maybe clauses, funs,
-      blocks) each expression whose line was not yet bumped on the current
-      path through the function clause gets a bump before it; branches
-      (clauses) are alternatives, so each may bump the same line.
-    * A comprehension's template is wrapped in a block. When a qualifier's
-      own expression does not add exactly one new bump, a `begin true end`
-      filter is put in front of it, carrying a bump if its line (the line of
-      the generator's or filter's expression) is not bumped yet.
-    * When an expression shares its line with the one after it and only some
-      branches of the earlier (multi-clause) expression bumped that line, the
-      remaining branches get an extra bump of that line at their end.
-    * Counter indices are allocated in traversal order, one per unique
-      `{function, arity, clause, line}`, where `clause` is the number of the
-      enclosing *function* clause (1-based).
-
-  Pure: no processes, no ETS, no side effects.
-  """
+  @moduledoc false
+  # The pure, cover-identical rewrite of a module's abstract code.
+  #
+  # `transform/2` walks the forms the way OTP 25.2's `cover` does when it
+  # cover-compiles a module and leaves a placeholder `{:BUMP, line, index}` at
+  # every spot where cover would bump a counter (the anno is the bare line
+  # integer, as in cover). Patched with cover's own counter expression, the
+  # result compiles to a beam byte-identical to cover's. It returns, next to the
+  # rewritten forms:
+  #
+  #   * `sites` - one `{function, arity, clause, line}` per counter, in index
+  #     order (index 0 is the first element). Cover numbers the same counters
+  #     from 1, so cover's index is ours + 1.
+  #   * `clauses` - cover's per-clause table: `{function, arity, clause, nlines}`
+  #     for every function clause of the main file, in source order, including
+  #     clauses without any executable line.
+  #
+  # `patch/2` then replaces each placeholder by a real expression (for
+  # LiveCov, a call to `LiveCov.Native.bump/2`).
+  #
+  # ## The rules, briefly
+  #
+  #   * Only functions in the main file (the first `-file` attribute) are
+  #     instrumented; after a `-file` naming another file (an include) the
+  #     rewrite is switched off until the main file comes back. A
+  #     `-compile({parse_transform, _})` attribute is dropped so the parse
+  #     transform does not run twice.
+  #   * `andalso`/`orelse` in bodies are first rewritten into `case`
+  #     (`LiveCov.Instrument.Expand`).
+  #   * In every body (function, case/if/receive/try/maybe clauses, funs,
+  #     blocks) each expression whose line was not yet bumped on the current
+  #     path through the function clause gets a bump before it; branches
+  #     (clauses) are alternatives, so each may bump the same line.
+  #   * A comprehension's template is wrapped in a block. When a qualifier's
+  #     own expression does not add exactly one new bump, a `begin true end`
+  #     filter is put in front of it, carrying a bump if its line (the line of
+  #     the generator's or filter's expression) is not bumped yet.
+  #   * When an expression shares its line with the one after it and only some
+  #     branches of the earlier (multi-clause) expression bumped that line, the
+  #     remaining branches get an extra bump of that line at their end.
+  #   * Counter indices are allocated in traversal order, one per unique
+  #     `{function, arity, clause, line}`, where `clause` is the number of the
+  #     enclosing *function* clause (1-based).
+  #
+  # Pure: no processes, no ETS, no side effects.
 
   alias LiveCov.Instrument.Expand
 

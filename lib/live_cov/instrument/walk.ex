@@ -1,12 +1,11 @@
 defmodule LiveCov.Instrument.Walk do
-  @moduledoc """
-  A read-only search through abstract code that allocates nothing: `any?/2` visits the
-  nodes of a term (tuples element by element, lists), asking `visit` about each.
-
-  `visit.(node)` returns `true` (found: stop), `false` (nothing below this node: skip it)
-  or `:descend` (look at its elements). Literal leaves (`var`, `atom`, `integer`, `char`,
-  `float`, `string`) are skipped without asking.
-  """
+  @moduledoc false
+  # A read-only search through abstract code that allocates nothing: `any?/2` visits the
+  # nodes of a term (tuples element by element, lists), asking `visit` about each.
+  #
+  # `visit.(node)` returns `true` (found: stop), `false` (nothing below this node: skip it)
+  # or `:descend` (look at its elements). Literal leaves (`var`, `atom`, `integer`, `char`,
+  # `float`, `string`) are skipped without asking.
 
   @leaves [:var, :atom, :integer, :char, :float, :string]
 

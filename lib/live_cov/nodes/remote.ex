@@ -1,16 +1,15 @@
 defmodule LiveCov.Nodes.Remote do
-  @moduledoc """
-  The covered-node side of multi-node coverage (see `LiveCov.Nodes`).
-
-  The main node starts one such process on every node it covers, over distribution. The
-  process registers the main node's slot ids in this node's counter table
-  (`LiveCov.Table.register_at/2`: the ids are baked into the instrumented binaries), loads the
-  main node's instrumented binaries, and answers the main node's reads, resets and restores.
-  It needs LiveCov's code and NIF on this node, not the `:live_cov` application.
-
-  While it runs, `{:live_cov, :main_node}` (a persistent term) names the main node, and this
-  node refuses the main-node-only calls of `LiveCov` and `LiveCov.Cover`.
-  """
+  @moduledoc false
+  # The covered-node side of multi-node coverage (see `LiveCov.Nodes`).
+  #
+  # The main node starts one such process on every node it covers, over distribution. The
+  # process registers the main node's slot ids in this node's counter table
+  # (`LiveCov.Table.register_at/2`: the ids are baked into the instrumented binaries), loads the
+  # main node's instrumented binaries, and answers the main node's reads, resets and restores.
+  # It needs LiveCov's code and NIF on this node, not the `:live_cov` application.
+  #
+  # While it runs, `{:live_cov, :main_node}` (a persistent term) names the main node, and this
+  # node refuses the main-node-only calls of `LiveCov` and `LiveCov.Cover`.
   use GenServer
 
   alias LiveCov.{Instrument, Table}

@@ -1,32 +1,31 @@
 defmodule LiveCov.Report.Writer do
-  @moduledoc """
-  Renders several report formats and writes them to a directory.
-
-      {:ok, paths} = LiveCov.Report.Writer.write(stats, [:html, :lcov, :cobertura], "cover")
-
-  Every file is written atomically (to a temporary file in the same directory,
-  then renamed), so a reader never sees a half-written report.
-
-  Formats are names (`:lcov`, `"lcov"`, …; see `LiveCov.Format`) or modules
-  implementing `LiveCov.Format`. All formats are validated before anything is
-  written.
-
-  Options:
-
-    * `:format_opts` - per-format options, e.g. `[lcov: [paths: :relative]]`;
-      merged over the remaining (shared) options given to `write/4`.
-    * `:filenames` - per-format file names overriding the defaults, e.g.
-      `[lcov: "app.lcov"]`.
-    * `:split` - for formats that support it (`:annotated`), write one file per
-      source (default `false`).
-
-  The terminal format is written without ANSI colours unless
-  `format_opts: [terminal: [colors: true]]` is given.
-
-  Returns `{:ok, [absolute_path]}` in format order, or `{:error, {kind, msg}}`
-  with kind `:unknown_format`, `:invalid_stats`, `:invalid_option`,
-  `:render_failed`, `:mkdir_failed` or `:write_failed`.
-  """
+  @moduledoc false
+  # Renders several report formats and writes them to a directory.
+  #
+  #     {:ok, paths} = LiveCov.Report.Writer.write(stats, [:html, :lcov, :cobertura], "cover")
+  #
+  # Every file is written atomically (to a temporary file in the same directory,
+  # then renamed), so a reader never sees a half-written report.
+  #
+  # Formats are names (`:lcov`, `"lcov"`, …; see `LiveCov.Format`) or modules
+  # implementing `LiveCov.Format`. All formats are validated before anything is
+  # written.
+  #
+  # Options:
+  #
+  #   * `:format_opts` - per-format options, e.g. `[lcov: [paths: :relative]]`;
+  #     merged over the remaining (shared) options given to `write/4`.
+  #   * `:filenames` - per-format file names overriding the defaults, e.g.
+  #     `[lcov: "app.lcov"]`.
+  #   * `:split` - for formats that support it (`:annotated`), write one file per
+  #     source (default `false`).
+  #
+  # The terminal format is written without ANSI colours unless
+  # `format_opts: [terminal: [colors: true]]` is given.
+  #
+  # Returns `{:ok, [absolute_path]}` in format order, or `{:error, {kind, msg}}`
+  # with kind `:unknown_format`, `:invalid_stats`, `:invalid_option`,
+  # `:render_failed`, `:mkdir_failed` or `:write_failed`.
 
   alias LiveCov.Formats
 

@@ -1,28 +1,27 @@
 defmodule LiveCov.Stats.Ignore do
-  @moduledoc """
-  Exclusion rules used by `LiveCov.Stats.build/2`.
-
-  ## Ignore comments (excoveralls-compatible)
-
-  A marker counts only inside a comment (after `#` in Elixir or `%` in Erlang):
-
-    * `# coveralls-ignore-start` - this line and every following line are ignored
-      up to and including the next `# coveralls-ignore-stop` line (or the end of
-      the file when there is no stop marker).
-    * `# coveralls-ignore-stop` - ends an ignored region (the marker line itself is
-      ignored).
-    * `# coveralls-ignore-next-line` - this line and the line after it are ignored.
-
-  Ignored lines get `coverage: nil`: they count neither as hits nor as misses.
-
-  ## Module and file filters
-
-    * `ignore_modules:` - atoms (exact module) or `Regex`es matched against the
-      module name as written in source (`"MyApp.Repo"` for Elixir, `"my_mod"` for
-      Erlang modules).
-    * `skip_files:` - `Regex`es matched against the display filename *and* the
-      absolute path; a match on either skips the file.
-  """
+  @moduledoc false
+  # Exclusion rules used by `LiveCov.Stats.build/2`.
+  #
+  # ## Ignore comments (excoveralls-compatible)
+  #
+  # A marker counts only inside a comment (after `#` in Elixir or `%` in Erlang):
+  #
+  #   * `# coveralls-ignore-start` - this line and every following line are ignored
+  #     up to and including the next `# coveralls-ignore-stop` line (or the end of
+  #     the file when there is no stop marker).
+  #   * `# coveralls-ignore-stop` - ends an ignored region (the marker line itself is
+  #     ignored).
+  #   * `# coveralls-ignore-next-line` - this line and the line after it are ignored.
+  #
+  # Ignored lines get `coverage: nil`: they count neither as hits nor as misses.
+  #
+  # ## Module and file filters
+  #
+  #   * `ignore_modules:` - atoms (exact module) or `Regex`es matched against the
+  #     module name as written in source (`"MyApp.Repo"` for Elixir, `"my_mod"` for
+  #     Erlang modules).
+  #   * `skip_files:` - `Regex`es matched against the display filename *and* the
+  #     absolute path; a match on either skips the file.
 
   @marker ~r/[#%].*coveralls-ignore-(start|stop|next-line)/
 
