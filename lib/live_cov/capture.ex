@@ -154,4 +154,21 @@ defmodule LiveCov.Capture do
     {metas, _} = Snapshot.metas_of(Instrumented.modules())
     MapSet.new(for %Meta{hash: h} <- metas, h != nil, do: h)
   end
+
+  @doc """
+  Adds the counts of a dump (`build(take: true)`) back to the table, for the modules still
+  instrumented with the same number of sites: a dump that could not be delivered is not
+  lost.
+  """
+  @spec give_back(Snapshot.t()) :: :ok
+  def give_back(%Snapshot{} = snap) do
+    for {hash, bin} <- snap.counts,
+        meta = snap.metas[hash],
+        info = Instrumented.lookup(meta.module),
+        info != nil and byte_size(bin) == 8 * ModuleInfo.size(info) do
+      LiveCov.Counter.backend().add(info.slot, bin)
+    end
+
+    :ok
+  end
 end

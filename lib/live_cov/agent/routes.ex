@@ -9,7 +9,7 @@ defmodule LiveCov.Agent.Routes do
   # stop, reset, snapshot with reset) run in the request's own process.
 
   alias LiveCov.Agent.{Config, Flight, Metrics, Status}
-  alias LiveCov.{Instrumented, JSON, Snapshot}
+  alias LiveCov.{JSON, Snapshot}
 
   @json "application/json"
 
@@ -286,18 +286,9 @@ defmodule LiveCov.Agent.Routes do
       {:error, {kind, message}} ->
         # The counts were taken from the table: give them back rather than lose them (and
         # forget the key: a retry must dump again, not replay what was given back).
-        if reset? and replayed == :new, do: put_back(snap)
+        if reset? and replayed == :new, do: LiveCov.Capture.give_back(snap)
         if key != nil and replayed == :new, do: LiveCov.Dumps.forget(key)
         {:error, {kind, "could not encode the snapshot: #{message}"}}
-    end
-  end
-
-  defp put_back(snap) do
-    for {hash, bin} <- snap.counts,
-        meta = snap.metas[hash],
-        info = Instrumented.lookup(meta.module),
-        info != nil and byte_size(bin) == 8 * LiveCov.ModuleInfo.size(info) do
-      LiveCov.Table.add(info.slot, bin)
     end
   end
 
