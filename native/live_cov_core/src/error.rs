@@ -1,6 +1,9 @@
-//! Errors of the core. The NIF crate turns each into `{kind, message}` for Elixir.
+//! The one error type of the core: everything the NIF can report crosses the boundary as an
+//! [`Error`], which the NIF crate turns into `{kind, message}` for Elixir (one encoder).
 
 use std::fmt;
+
+use crate::snapshot::SnapshotError;
 
 #[derive(Debug)]
 pub enum Error {
@@ -13,6 +16,18 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    /// Snapshot data or encoder input that is wrong (see [`SnapshotError`]).
+    Snapshot(SnapshotError),
+    /// A text that is not JSON.
+    InvalidJson(String),
+    /// A term JSON cannot represent.
+    Unencodable(String),
+}
+
+impl From<SnapshotError> for Error {
+    fn from(e: SnapshotError) -> Self {
+        Error::Snapshot(e)
+    }
 }
 
 impl Error {
@@ -24,6 +39,9 @@ impl Error {
             Error::TableFull(_) => "table_full",
             Error::TooManySites(..) => "too_many_sites",
             Error::BadCounts { .. } => "bad_counts",
+            Error::Snapshot(e) => e.kind(),
+            Error::InvalidJson(_) => "invalid_json",
+            Error::Unencodable(_) => "unencodable",
         }
     }
 }
@@ -48,8 +66,14 @@ impl fmt::Display for Error {
                 f,
                 "slot {slot} has {expected} counters but {got} counts were given: the data belongs to another build of the module"
             ),
+            Error::Snapshot(e) => e.fmt(f),
+            Error::InvalidJson(detail) => write!(f, "invalid JSON: {detail}"),
+            Error::Unencodable(detail) => write!(f, "cannot encode as JSON: {detail}"),
         }
     }
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests;

@@ -5,28 +5,17 @@
 //! Both run on a dirty CPU scheduler: reports can be megabytes of JSON, and a normal
 //! scheduler must never be held for milliseconds.
 
+use live_cov_core::error::Error;
 use rustler::{Binary, Encoder, Env, NewBinary, Term};
 use serde_json::Value;
 
-mod atoms {
-    rustler::atoms! { invalid_json, unencodable }
-}
-
-fn error<'a>(env: Env<'a>, kind: rustler::Atom, message: String) -> Term<'a> {
-    (rustler::types::atom::error(), (kind, message)).encode(env)
-}
+use crate::error::error_term;
 
 #[rustler::nif(schedule = "DirtyCpu")]
 fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
     let value: Value = match rustler::serde::from_term(term) {
         Ok(v) => v,
-        Err(e) => {
-            return error(
-                env,
-                atoms::unencodable(),
-                format!("cannot encode as JSON: {e}"),
-            )
-        }
+        Err(e) => return error_term(env, Error::Unencodable(e.to_string())),
     };
     let bytes = if pretty {
         serde_json::to_vec_pretty(&value)
@@ -38,11 +27,7 @@ fn json_encode<'a>(env: Env<'a>, term: Term<'a>, pretty: bool) -> Term<'a> {
             let bin: Binary = NewBinary::from_slice(env, &b).into();
             (rustler::types::atom::ok(), bin).encode(env)
         }
-        Err(e) => error(
-            env,
-            atoms::unencodable(),
-            format!("cannot encode as JSON: {e}"),
-        ),
+        Err(e) => error_term(env, Error::Unencodable(e.to_string())),
     }
 }
 
@@ -51,8 +36,8 @@ fn json_decode<'a>(env: Env<'a>, data: Binary<'a>) -> Term<'a> {
     match serde_json::from_slice::<Value>(data.as_slice()) {
         Ok(v) => match rustler::serde::to_term(env, &v) {
             Ok(t) => (rustler::types::atom::ok(), t).encode(env),
-            Err(e) => error(env, atoms::invalid_json(), format!("invalid JSON: {e}")),
+            Err(e) => error_term(env, Error::InvalidJson(e.to_string())),
         },
-        Err(e) => error(env, atoms::invalid_json(), format!("invalid JSON: {e}")),
+        Err(e) => error_term(env, Error::InvalidJson(e.to_string())),
     }
 }

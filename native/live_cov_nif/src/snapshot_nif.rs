@@ -19,13 +19,14 @@ use rustler::types::tuple::{get_tuple, make_tuple};
 use rustler::{Atom, Binary, Encoder, Env, NewBinary, Term};
 use std::collections::HashMap;
 
+use crate::error::error_term;
+
 mod atoms {
     rustler::atoms! { nil, reset }
 }
 
 fn error<'a>(env: Env<'a>, e: &SnapshotError) -> Term<'a> {
-    let kind = Atom::from_str(env, e.kind()).unwrap_or_else(|_| rustler::types::atom::error());
-    (rustler::types::atom::error(), (kind, e.to_string())).encode(env)
+    error_term(env, e.clone())
 }
 
 fn bad(detail: impl Into<String>) -> SnapshotError {
