@@ -314,20 +314,6 @@ defmodule LiveCov.SnapshotTest do
         instrument!()
       end
     end
-
-    test "analyse of a snapshot equals the live analysis" do
-      instrument!()
-      work!()
-      snap = LiveCov.snapshot()
-
-      for a <- [:calls, :coverage], l <- [:line, :clause, :function, :module] do
-        assert LiveCov.SnapshotReport.analyse(snap, :snap_fx, a, l) ==
-                 LiveCov.Cover.analyse(:snap_fx, a, l)
-      end
-
-      assert {:error, {:not_in_snapshot, :nope}} =
-               LiveCov.SnapshotReport.analyse(snap, :nope, :calls, :line)
-    end
   end
 
   describe "delta and dump_and_reset" do
