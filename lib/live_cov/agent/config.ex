@@ -16,6 +16,9 @@ defmodule LiveCov.Agent.Config do
   # | `:keep_alive_timeout` | `30` | seconds an idle keep-alive connection is kept |
   # | `:report_opts` | `[]` | defaults for report routes, e.g. `[compile_root: "/build/app", runtime_root: "/srv/app"]` |
 
+  alias LiveCov.ConfigCheck, as: C
+
+  @kind :invalid_agent_config
   @min_token 16
   @report_keys [:compile_root, :runtime_root, :root, :path_map, :ignore_modules, :skip_files]
   @known [
@@ -72,16 +75,17 @@ defmodule LiveCov.Agent.Config do
   """
   @spec new(keyword) :: {:ok, t} | {:error, {atom, String.t()}}
   def new(opts) when is_list(opts) do
-    with :ok <- check_keys(opts),
-         {:ok, bind} <- bind(Keyword.get(opts, :bind, "127.0.0.1")),
-         {:ok, port} <- int(opts, :port, 9568, 0, 65_535),
+    with :ok <- C.keys(@kind, opts, @known, "agent option"),
+         {:ok, bind} <- C.bind(@kind, Keyword.get(opts, :bind, "127.0.0.1")),
+         {:ok, port} <- C.int(@kind, opts, :port, 9568, 0, 65_535),
          {:ok, auth} <- auth(Keyword.get(opts, :auth, true)),
          {:ok, token_hash} <- token(Keyword.get(opts, :token), auth, bind),
-         {:ok, body} <- int(opts, :max_body_bytes, 65_536, 1, 1_073_741_824),
-         {:ok, clients} <- int(opts, :max_clients, 256, 1, 100_000),
-         {:ok, conc} <- int(opts, :max_concurrent, System.schedulers_online(), 1, 10_000),
-         {:ok, timeout} <- int(opts, :request_timeout, 60_000, 1, 86_400_000),
-         {:ok, keep} <- int(opts, :keep_alive_timeout, 30, 1, 86_400),
+         {:ok, body} <- C.int(@kind, opts, :max_body_bytes, 65_536, 1, 1_073_741_824),
+         {:ok, clients} <- C.int(@kind, opts, :max_clients, 256, 1, 100_000),
+         {:ok, conc} <-
+           C.int(@kind, opts, :max_concurrent, System.schedulers_online(), 1, 10_000),
+         {:ok, timeout} <- C.int(@kind, opts, :request_timeout, 60_000, 1, 86_400_000),
+         {:ok, keep} <- C.int(@kind, opts, :keep_alive_timeout, 30, 1, 86_400),
          {:ok, report_opts} <- report_opts(Keyword.get(opts, :report_opts, [])) do
       {:ok,
        %__MODULE__{
@@ -102,41 +106,6 @@ defmodule LiveCov.Agent.Config do
 
   def new(other),
     do: error("agent options must be a keyword list, got: #{inspect(other, limit: 5)}")
-
-  defp check_keys(opts) do
-    cond do
-      not Keyword.keyword?(opts) ->
-        error("agent options must be a keyword list, got: #{inspect(opts, limit: 5)}")
-
-      (unknown = Keyword.keys(opts) -- @known) != [] ->
-        error("unknown agent option(s) #{inspect(unknown)}; valid options are #{inspect(@known)}")
-
-      true ->
-        :ok
-    end
-  end
-
-  defp bind(addr) when is_tuple(addr) do
-    if :inet.is_ip_address(addr), do: {:ok, addr}, else: bad_bind(addr)
-  end
-
-  defp bind(addr) when is_binary(addr) or is_list(addr) do
-    case :inet.parse_strict_address(to_charlist(addr)) do
-      {:ok, ip} -> {:ok, ip}
-      {:error, _} -> bad_bind(addr)
-    end
-  rescue
-    _ -> bad_bind(addr)
-  end
-
-  defp bind(addr), do: bad_bind(addr)
-
-  defp bad_bind(addr) do
-    error(
-      "bind: #{inspect(addr)} is not an IP address; give e.g. \"127.0.0.1\" (the default), " <>
-        "\"::1\" or \"0.0.0.0\""
-    )
-  end
 
   defp auth(b) when is_boolean(b), do: {:ok, b}
   defp auth(other), do: error("auth: must be true or false, got: #{inspect(other)}")
@@ -192,16 +161,6 @@ defmodule LiveCov.Agent.Config do
     do:
       error("token: must be a string or {:system, \"ENV_VAR\"}, got: #{inspect(other, limit: 3)}")
 
-  defp int(opts, key, default, min, max) do
-    case Keyword.get(opts, key, default) do
-      n when is_integer(n) and n >= min and n <= max ->
-        {:ok, n}
-
-      other ->
-        error("#{key}: must be an integer #{min}..#{max}, got: #{inspect(other, limit: 3)}")
-    end
-  end
-
   defp report_opts(opts) do
     cond do
       not Keyword.keyword?(opts) ->
@@ -215,5 +174,5 @@ defmodule LiveCov.Agent.Config do
     end
   end
 
-  defp error(message), do: {:error, {:invalid_agent_config, message}}
+  defp error(message), do: C.error(@kind, message)
 end

@@ -23,7 +23,9 @@ defmodule LiveCov.Gateway.Config do
   # `{compile_prefix, local_dir}` (sources compiled under the prefix, read from the directory).
   # `new/1` gives `{:ok, config}` or `{:error, {:invalid_gateway_config, message}}`.
 
-  alias LiveCov.Gateway.ConfigCheck, as: C
+  alias LiveCov.ConfigCheck, as: C
+
+  @kind :invalid_gateway_config
 
   @known [:data_dir, :port, :bind, :token, :interval, :timeout, :backoff, :max_backoff] ++
            [:max_concurrency, :source_roots, :report_opts, :distribution, :agents, :nodes] ++
@@ -62,11 +64,12 @@ defmodule LiveCov.Gateway.Config do
       rescue
         e ->
           C.error(
+            @kind,
             "#{path} could not be evaluated: #{Exception.message(e)}; fix the Elixir syntax"
           )
       end
     else
-      C.error("config file #{path} does not exist; give --config path/to/gateway.exs")
+      C.error(@kind, "config file #{path} does not exist; give --config path/to/gateway.exs")
     end
   end
 
@@ -75,26 +78,27 @@ defmodule LiveCov.Gateway.Config do
   def new(opts) when is_map(opts), do: new(Map.to_list(opts))
 
   def new(opts) when is_list(opts) do
-    with :ok <- C.keys(opts, @known, "gateway option"),
+    with :ok <- C.keys(@kind, opts, @known, "gateway option"),
          {:ok, dir} <- data_dir(opts[:data_dir]),
-         {:ok, bind} <- C.bind(Keyword.get(opts, :bind, "127.0.0.1")),
-         {:ok, port} <- C.int(opts, :port, 9570, 0, 65_535),
-         {:ok, token} <- C.token(Keyword.get(opts, :token), "token"),
+         {:ok, bind} <- C.bind(@kind, Keyword.get(opts, :bind, "127.0.0.1")),
+         {:ok, port} <- C.int(@kind, opts, :port, 9570, 0, 65_535),
+         {:ok, token} <- C.token(@kind, Keyword.get(opts, :token), "token"),
          :ok <- token_needed(token, bind),
-         {:ok, interval} <- C.int(opts, :interval, 10_000, 10, 86_400_000),
-         {:ok, timeout} <- C.int(opts, :timeout, 5_000, 10, 3_600_000),
-         {:ok, backoff} <- C.int(opts, :backoff, interval, 0, 86_400_000),
-         {:ok, max_backoff} <- C.int(opts, :max_backoff, 300_000, 0, 86_400_000),
-         {:ok, conc} <- C.int(opts, :max_concurrency, 16, 1, 1024),
+         {:ok, interval} <- C.int(@kind, opts, :interval, 10_000, 10, 86_400_000),
+         {:ok, timeout} <- C.int(@kind, opts, :timeout, 5_000, 10, 3_600_000),
+         {:ok, backoff} <- C.int(@kind, opts, :backoff, interval, 0, 86_400_000),
+         {:ok, max_backoff} <- C.int(@kind, opts, :max_backoff, 300_000, 0, 86_400_000),
+         {:ok, conc} <- C.int(@kind, opts, :max_concurrency, 16, 1, 1024),
          {:ok, roots} <- source_roots(Keyword.get(opts, :source_roots, [])),
          {:ok, report_opts} <- report_opts(Keyword.get(opts, :report_opts, [])),
          {:ok, dist} <- distribution(Keyword.get(opts, :distribution)),
-         {:ok, agents} <- C.list(opts, :agents, &agent/2),
-         {:ok, nodes} <- C.list(opts, :nodes, &node_source/2),
+         {:ok, agents} <- C.list(@kind, opts, :agents, &agent/2),
+         {:ok, nodes} <- C.list(@kind, opts, :nodes, &node_source/2),
          :ok <- some_source(agents ++ nodes),
          :ok <- unique(agents ++ nodes),
-         {:ok, pubs} <- C.list(opts, :publishers, &publisher/2),
-         {:ok, title} <- C.string(Keyword.get(opts, :title, "LiveCov Cover Center"), "title") do
+         {:ok, pubs} <- C.list(@kind, opts, :publishers, &publisher/2),
+         {:ok, title} <-
+           C.string(@kind, Keyword.get(opts, :title, "LiveCov Cover Center"), "title") do
       {:ok,
        %__MODULE__{
          data_dir: dir,
@@ -117,7 +121,11 @@ defmodule LiveCov.Gateway.Config do
   end
 
   def new(other),
-    do: C.error("the gateway config must be a keyword list, got: #{inspect(other, limit: 5)}")
+    do:
+      C.error(
+        @kind,
+        "the gateway config must be a keyword list, got: #{inspect(other, limit: 5)}"
+      )
 
   @doc """
   Options for `LiveCov.Stats.build/2`: `report_opts` plus the source roots as `path_map`.
@@ -140,6 +148,7 @@ defmodule LiveCov.Gateway.Config do
   defp data_dir(nil),
     do:
       C.error(
+        @kind,
         "data_dir: required; give a directory for the gateway's state, e.g. \"/var/lib/live_cov_gateway\""
       )
 
@@ -148,17 +157,19 @@ defmodule LiveCov.Gateway.Config do
 
     case File.mkdir_p(dir) do
       :ok -> {:ok, dir}
-      {:error, r} -> C.error("data_dir: cannot create #{dir}: #{:file.format_error(r)}")
+      {:error, r} -> C.error(@kind, "data_dir: cannot create #{dir}: #{:file.format_error(r)}")
     end
   end
 
-  defp data_dir(other), do: C.error("data_dir: must be a path string, got: #{inspect(other)}")
+  defp data_dir(other),
+    do: C.error(@kind, "data_dir: must be a path string, got: #{inspect(other)}")
 
   defp token_needed(nil, bind) do
     if LiveCov.Net.loopback?(bind),
       do: :ok,
       else:
         C.error(
+          @kind,
           "token: required when binding #{:inet.ntoa(bind)} (not loopback); give token: \"<16+ bytes>\""
         )
   end
@@ -166,7 +177,7 @@ defmodule LiveCov.Gateway.Config do
   defp token_needed(_token, _bind), do: :ok
 
   defp source_roots(roots) when is_list(roots) do
-    C.each(roots, "source_roots", fn
+    C.each(@kind, roots, "source_roots", fn
       dir when is_binary(dir) and dir != "" ->
         {:ok, {trim(Path.expand(dir)), trim(Path.expand(dir))}}
 
@@ -178,15 +189,16 @@ defmodule LiveCov.Gateway.Config do
     end)
   end
 
-  defp source_roots(other), do: C.error("source_roots: must be a list, got: #{inspect(other)}")
+  defp source_roots(other),
+    do: C.error(@kind, "source_roots: must be a list, got: #{inspect(other)}")
 
   defp trim("/"), do: "/"
   defp trim(p), do: String.trim_trailing(p, "/")
 
   defp report_opts(opts) do
-    with :ok <- C.keys(opts, @report_keys, "report_opts key") do
+    with :ok <- C.keys(@kind, opts, @report_keys, "report_opts key") do
       case LiveCov.Stats.build([], opts) do
-        {:error, {_, msg}} -> C.error("report_opts: #{msg}")
+        {:error, {_, msg}} -> C.error(@kind, "report_opts: #{msg}")
         _ -> {:ok, opts}
       end
     end
@@ -195,9 +207,9 @@ defmodule LiveCov.Gateway.Config do
   defp distribution(nil), do: {:ok, nil}
 
   defp distribution(opts) when is_list(opts) do
-    with :ok <- C.keys(opts, [:name, :cookie], "distribution key"),
-         {:ok, name} <- C.atomish(opts[:name], "distribution name"),
-         {:ok, cookie} <- C.optional_atomish(opts[:cookie], "distribution cookie") do
+    with :ok <- C.keys(@kind, opts, [:name, :cookie], "distribution key"),
+         {:ok, name} <- C.atomish(@kind, opts[:name], "distribution name"),
+         {:ok, cookie} <- C.optional_atomish(@kind, opts[:cookie], "distribution cookie") do
       {:ok, %{name: name, cookie: cookie}}
     end
   end
@@ -205,48 +217,51 @@ defmodule LiveCov.Gateway.Config do
   defp distribution(other),
     do:
       C.error(
+        @kind,
         "distribution: must be [name: \"gw@host\", cookie: \"...\"], got: #{inspect(other)}"
       )
 
   defp agent(entry, i) do
-    with {:ok, e} <- C.entry(entry, [:url, :token, :service, :name], "agents", i),
-         {:ok, url} <- C.url(e[:url], "agents[#{i}].url"),
-         {:ok, token} <- C.token(e[:token], "agents[#{i}].token"),
-         {:ok, service} <- C.string(e[:service] || "default", "agents[#{i}].service"),
-         {:ok, name} <- C.string(e[:name] || url, "agents[#{i}].name") do
+    with {:ok, e} <- C.entry(@kind, entry, [:url, :token, :service, :name], "agents", i),
+         {:ok, url} <- C.url(@kind, e[:url], "agents[#{i}].url"),
+         {:ok, token} <- C.token(@kind, e[:token], "agents[#{i}].token"),
+         {:ok, service} <- C.string(@kind, e[:service] || "default", "agents[#{i}].service"),
+         {:ok, name} <- C.string(@kind, e[:name] || url, "agents[#{i}].name") do
       {:ok, %{kind: :agent, name: name, url: url, token: token, service: service, node: nil}}
     end
   end
 
   defp node_source(entry, i) do
-    with {:ok, e} <- C.entry(entry, [:node, :cookie, :service, :name], "nodes", i),
-         {:ok, node} <- C.atomish(e[:node], "nodes[#{i}].node"),
-         {:ok, cookie} <- C.optional_atomish(e[:cookie], "nodes[#{i}].cookie"),
-         {:ok, service} <- C.string(e[:service] || "default", "nodes[#{i}].service"),
-         {:ok, name} <- C.string(e[:name] || Atom.to_string(node), "nodes[#{i}].name") do
+    with {:ok, e} <- C.entry(@kind, entry, [:node, :cookie, :service, :name], "nodes", i),
+         {:ok, node} <- C.atomish(@kind, e[:node], "nodes[#{i}].node"),
+         {:ok, cookie} <- C.optional_atomish(@kind, e[:cookie], "nodes[#{i}].cookie"),
+         {:ok, service} <- C.string(@kind, e[:service] || "default", "nodes[#{i}].service"),
+         {:ok, name} <- C.string(@kind, e[:name] || Atom.to_string(node), "nodes[#{i}].name") do
       {:ok, %{kind: :node, name: name, node: node, cookie: cookie, service: service, url: nil}}
     end
   end
 
   defp publisher(entry, i) do
-    with {:ok, e} <- C.entry(entry, nil, "publishers", i) do
+    with {:ok, e} <- C.entry(@kind, entry, nil, "publishers", i) do
       case e[:type] do
         t when t in [:directory, "directory"] ->
-          with :ok <- C.keys(Map.to_list(e), [:type, :dir, :formats], "publishers[#{i}] key"),
-               {:ok, dir} <- C.string(e[:dir], "publishers[#{i}].dir"),
+          with :ok <-
+                 C.keys(@kind, Map.to_list(e), [:type, :dir, :formats], "publishers[#{i}] key"),
+               {:ok, dir} <- C.string(@kind, e[:dir], "publishers[#{i}].dir"),
                {:ok, formats} <-
                  formats(Map.get(e, :formats, [:lcov, :cobertura, :html, :json]), i) do
             {:ok, %{type: :directory, dir: Path.expand(dir), formats: formats}}
           end
 
         t when t in [:coveralls, "coveralls"] ->
-          with {:ok, url} <- C.url(e[:url], "publishers[#{i}].url") do
+          with {:ok, url} <- C.url(@kind, e[:url], "publishers[#{i}].url") do
             opts = e |> Map.drop([:type, :url]) |> Map.to_list()
             {:ok, %{type: :coveralls, url: url, opts: opts}}
           end
 
         other ->
           C.error(
+            @kind,
             "publishers[#{i}].type: #{inspect(other)} is unknown; use :directory or :coveralls"
           )
       end
@@ -254,7 +269,7 @@ defmodule LiveCov.Gateway.Config do
   end
 
   defp formats(list, i) when is_list(list) and list != [] do
-    C.each(list, "publishers[#{i}].formats", fn f ->
+    C.each(@kind, list, "publishers[#{i}].formats", fn f ->
       case Enum.find(@formats, &(&1 == f or Atom.to_string(&1) == f)) do
         nil -> {:error, "#{inspect(f)} is not a format; use #{inspect(@formats)}"}
         f -> {:ok, f}
@@ -263,11 +278,13 @@ defmodule LiveCov.Gateway.Config do
   end
 
   defp formats(other, i),
-    do: C.error("publishers[#{i}].formats: must be a non-empty list, got: #{inspect(other)}")
+    do:
+      C.error(@kind, "publishers[#{i}].formats: must be a non-empty list, got: #{inspect(other)}")
 
   defp some_source([]),
     do:
       C.error(
+        @kind,
         "no sources: give agents: [[url: ..., token: ..., service: ...]] and/or nodes: [...]"
       )
 
@@ -280,6 +297,7 @@ defmodule LiveCov.Gateway.Config do
 
       {name, _} ->
         C.error(
+          @kind,
           "source name #{inspect(name)} is used twice; give each source a unique name: option"
         )
     end
