@@ -121,14 +121,27 @@ mount_root() {
   cp /etc/resolv.conf "$dir/etc/resolv.conf" 2>/dev/null || true
 }
 
-# The project as git sees it (tracked and untracked-but-not-ignored files) plus the built NIF.
+# The NIF the roots get: the test build (with the NIFs only the tests and benchmarks use),
+# built here once (the roots have no cargo). Not priv/native/ of this checkout: tests that
+# build LiveCov in another Mix env (the demo) replace that file while they run.
+ROOT_NIF=""
+build_root_nif() {
+  [ -n "$ROOT_NIF" ] && return 0
+  cargo build --release --quiet -p live_cov_nif --features test-nifs
+  ROOT_NIF="$PROJECT/tmp/matrix/live_cov_nif.so"
+  mkdir -p "$(dirname "$ROOT_NIF")"
+  cp "${CARGO_TARGET_DIR:-$PROJECT/target}/release/liblive_cov_nif.so" "$ROOT_NIF"
+}
+
+# The project as git sees it (tracked and untracked-but-not-ignored files) plus the NIF.
 copy_project() {
   local dest=$1
+  build_root_nif
   rm -rf "$dest"
   mkdir -p "$dest"
   (git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - ; ) | tar -xf - -C "$dest"
   mkdir -p "$dest/priv/native"
-  cp priv/native/live_cov_nif.so "$dest/priv/native/"
+  cp "$ROOT_NIF" "$dest/priv/native/live_cov_nif.so"
 }
 
 declare -A result_tests result_failures result_warnings result_status result_runtime result_time

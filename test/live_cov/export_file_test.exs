@@ -138,6 +138,8 @@ defmodule LiveCov.ExportFileTest do
     setup ctx do
       {:ok, fixtures: dir} = LiveCov.Test.FixtureBuild.snapshot_fixtures(ctx)
       LiveCov.stop()
+      # Imported data other tests left would be in the live report, not in the exports.
+      LiveCov.Imported.clear()
       %{instrumented: [_, _]} = LiveCov.start(dir)
       :ok
     end
