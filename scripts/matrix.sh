@@ -22,14 +22,16 @@ cd "$(dirname "$0")/.."
 PROJECT=$(pwd)
 ROOTS=${LIVE_COV_ROOTS:-/var/cache/live_cov/roots}
 
-# What a root holds: the runtime, the OTP applications LiveCov and its tests use, and the
-# report consumers the tests validate against (genhtml, pycobertura, promtool's parser).
+# What a root holds: the runtime and the OTP applications LiveCov and its tests use (made by
+# debootstrap), then the report consumers the tests validate against (genhtml, Chromium,
+# prometheus_client, installed with apt inside the root: debootstrap cannot configure
+# Chromium's desktop dependencies itself) and pycobertura (pip).
 ROOT_PACKAGES="erlang-nox,erlang-dev,erlang-src,erlang-tools,erlang-inets,erlang-public-key,\
 erlang-ssl,erlang-xmerl,erlang-syntax-tools,erlang-parsetools,erlang-runtime-tools,\
-erlang-eunit,elixir,git,ca-certificates,locales-all,procps,lcov,chromium,python3-pip,\
-python3-prometheus-client"
-# From PyPI, into the root once it is made.
+erlang-eunit,elixir,git,ca-certificates,locales-all,procps"
+ROOT_APT="lcov chromium python3-pip python3-prometheus-client"
 ROOT_PIP="pycobertura"
+ROOT_SPEC="$ROOT_PACKAGES + $ROOT_APT + $ROOT_PIP"
 
 suite_of() {
   case "$1" in
@@ -76,7 +78,7 @@ ensure_host() {
 
 ensure_root() {
   local suite=$1 dir="$ROOTS/$1"
-  if [ -f "$dir/.live_cov_root" ] && [ "$(cat "$dir/.live_cov_root")" = "$ROOT_PACKAGES" ]; then
+  if [ -f "$dir/.live_cov_root" ] && [ "$(cat "$dir/.live_cov_root")" = "$ROOT_SPEC" ]; then
     return 0
   fi
   if ! command -v debootstrap >/dev/null 2>&1; then
@@ -84,23 +86,34 @@ ensure_root() {
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
   fi
   log "making the Debian $suite root in $dir (debootstrap, a few minutes)"
-  rm -rf "$dir.tmp"
+  local tmp="$dir.tmp" logf="$ROOTS/$suite.debootstrap.log"
+  umount -l "$tmp/proc" "$tmp/dev" 2>/dev/null || true
+  rm -rf "$tmp"
   mkdir -p "$ROOTS"
-  debootstrap --variant=minbase --include="$ROOT_PACKAGES" "$suite" "$dir.tmp" \
-    >"$ROOTS/$suite.debootstrap.log" 2>&1 || {
-    echo "matrix.sh: debootstrap of $suite failed; see $ROOTS/$suite.debootstrap.log" >&2
-    tail -n 20 "$ROOTS/$suite.debootstrap.log" >&2
+  debootstrap --variant=minbase --include="$ROOT_PACKAGES" "$suite" "$tmp" >"$logf" 2>&1 || {
+    echo "matrix.sh: debootstrap of $suite failed; see $logf" >&2
+    tail -n 20 "$logf" >&2
     return 1
   }
-  cp /etc/resolv.conf "$dir.tmp/etc/resolv.conf" 2>/dev/null || true
+  cp /etc/resolv.conf "$tmp/etc/resolv.conf" 2>/dev/null || true
   # This machine's CA bundle: package registries may be reached through a proxy it trusts.
-  cp /etc/ssl/certs/ca-certificates.crt "$dir.tmp/etc/live_cov_host_ca.crt" 2>/dev/null || true
-  chroot "$dir.tmp" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root pip install -q --break-system-packages \
-    --root-user-action=ignore --cert /etc/live_cov_host_ca.crt $ROOT_PIP >>"$ROOTS/$suite.debootstrap.log" 2>&1 ||
+  cp /etc/ssl/certs/ca-certificates.crt "$tmp/etc/live_cov_host_ca.crt" 2>/dev/null || true
+  mount -t proc proc "$tmp/proc"
+  mount --rbind /dev "$tmp/dev"
+  # sid's Release files may be past their Valid-Until on a machine whose clock is ahead.
+  if ! chroot "$tmp" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
+    DEBIAN_FRONTEND=noninteractive bash -c \
+    "apt-get -o Acquire::Check-Valid-Until=false update -qq &&
+     apt-get install -y -qq --no-install-recommends $ROOT_APT" >>"$logf" 2>&1; then
+    log "WARNING: apt-get install $ROOT_APT failed in the $suite root (see $logf); the tests that use them will say so and skip"
+  fi
+  chroot "$tmp" /usr/bin/env -i PATH=/usr/bin:/bin HOME=/root pip install -q --break-system-packages \
+    --root-user-action=ignore --cert /etc/live_cov_host_ca.crt $ROOT_PIP >>"$logf" 2>&1 ||
     log "WARNING: pip install $ROOT_PIP failed in the $suite root; the tests that use it will say so and skip"
+  umount -l "$tmp/proc" "$tmp/dev" 2>/dev/null || true
   rm -rf "$dir"
-  mv "$dir.tmp" "$dir"
-  printf '%s' "$ROOT_PACKAGES" >"$dir/.live_cov_root"
+  mv "$tmp" "$dir"
+  printf '%s' "$ROOT_SPEC" >"$dir/.live_cov_root"
 }
 
 mounted=()
