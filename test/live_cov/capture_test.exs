@@ -1,7 +1,7 @@
 defmodule LiveCov.CaptureTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Capture, Imported, Instrumented, Snapshot}
+  alias LiveCov.{Capture, Instrumented, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
@@ -9,12 +9,7 @@ defmodule LiveCov.CaptureTest do
   setup_all :snapshot_fixtures
 
   setup do
-    LiveCov.stop()
-    Imported.clear()
-    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
-    {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
-    FixtureBuild.snapshot_work!()
-    :ok
+    FixtureBuild.snapshot_instrumented!()
   end
 
   test "build: this node's modules and counts, with provenance" do

@@ -1,7 +1,7 @@
 defmodule LiveCov.SnapshotReportTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Imported, SnapshotReport}
+  alias LiveCov.SnapshotReport
   alias LiveCov.Test.FixtureBuild
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
@@ -9,12 +9,7 @@ defmodule LiveCov.SnapshotReportTest do
   setup_all :snapshot_fixtures
 
   setup do
-    LiveCov.stop()
-    Imported.clear()
-    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
-    {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
-    FixtureBuild.snapshot_work!()
-    :ok
+    FixtureBuild.snapshot_instrumented!()
   end
 
   test "analyse of a snapshot equals the live analysis" do

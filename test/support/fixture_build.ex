@@ -61,6 +61,19 @@ defmodule LiveCov.Test.FixtureBuild do
   """
   def snapshot_fixtures(_context), do: fixtures([@snap_fx, @snap_fx2])
 
+  @doc """
+  A fresh start for the snapshot tests: nothing instrumented or imported, then
+  :snap_fx and :snap_fx2 instrumented (through the cover facade) and run once.
+  """
+  def snapshot_instrumented! do
+    LiveCov.stop()
+    LiveCov.Imported.clear()
+    {:ok, :snap_fx} = LiveCov.Cover.compile_beam(:snap_fx)
+    {:ok, :snap_fx2} = LiveCov.Cover.compile_beam(:snap_fx2)
+    snapshot_work!()
+    :ok
+  end
+
   @doc "Runs some of the snapshot fixtures' code (after `snapshot_fixtures/0`)."
   def snapshot_work! do
     apply(:snap_fx, :classify, [3])
