@@ -109,17 +109,8 @@ defmodule LiveCov.Instrument.Munge do
   left untouched.
   """
   @spec patch([form()], (non_neg_integer() -> tuple())) :: [form()]
-  def patch(munged_forms, fun) when is_function(fun, 1), do: do_patch(munged_forms, fun)
-
-  defp do_patch({:BUMP, _anno, index}, fun) when is_integer(index), do: fun.(index)
-  defp do_patch({:attribute, _, _, _} = attribute, _fun), do: attribute
-  defp do_patch([head | tail], fun), do: [do_patch(head, fun) | do_patch(tail, fun)]
-
-  defp do_patch(tuple, fun) when is_tuple(tuple) and tuple_size(tuple) >= 2 do
-    tuple |> Tuple.to_list() |> do_patch(fun) |> List.to_tuple()
-  end
-
-  defp do_patch(other, _fun), do: other
+  def patch(munged_forms, fun) when is_function(fun, 1),
+    do: LiveCov.Instrument.Walk.replace_markers(munged_forms, :BUMP, fn _anno, i -> fun.(i) end)
 
   @doc "The main source file: the file named by the first `-file` attribute."
   @spec main_file([form()]) :: {:ok, charlist()} | :error

@@ -22,7 +22,7 @@ defmodule LiveCov.Instrument.SysCoverage do
   # `andalso`/`orelse` are first expanded by `LiveCov.Instrument.Expand` (the same rewrite,
   # with temporaries that never collide), so the runtime's expansion finds nothing left to do.
 
-  alias LiveCov.Instrument.{Expand, Munge}
+  alias LiveCov.Instrument.{Expand, Munge, Walk}
 
   # Present from OTP 27 on; `available?/0` is checked before any call.
   @compile {:no_warn_undefined, {:sys_coverage, :cover_transform, 2}}
@@ -90,19 +90,10 @@ defmodule LiveCov.Instrument.SysCoverage do
         why <> "; the module's debug_info looks malformed"}}
   end
 
-  defp placeholders({:executable_line, 0, index}, true) when is_integer(index),
-    do: {:atom, 0, :ok}
-
-  defp placeholders({:executable_line, line, index}, _native) when is_integer(index),
-    do: {:BUMP, line, index - 1}
-
-  defp placeholders({:attribute, _, _, _} = attribute, _native), do: attribute
-
-  defp placeholders([head | tail], native),
-    do: [placeholders(head, native) | placeholders(tail, native)]
-
-  defp placeholders(tuple, native) when is_tuple(tuple) and tuple_size(tuple) >= 2,
-    do: tuple |> Tuple.to_list() |> placeholders(native) |> List.to_tuple()
-
-  defp placeholders(other, _native), do: other
+  defp placeholders(forms, native) do
+    Walk.replace_markers(forms, :executable_line, fn
+      0, _index when native -> {:atom, 0, :ok}
+      line, index -> {:BUMP, line, index - 1}
+    end)
+  end
 end

@@ -75,14 +75,11 @@ defmodule LiveCov.Instrument.SysCoverageTest do
     end
   end
 
-  defp back_to_markers({:BUMP, line, index}), do: {:executable_line, line, index + 1}
-  defp back_to_markers({:attribute, _, _, _} = a), do: a
-  defp back_to_markers([h | t]), do: [back_to_markers(h) | back_to_markers(t)]
-
-  defp back_to_markers(t) when is_tuple(t) and tuple_size(t) >= 2,
-    do: t |> Tuple.to_list() |> back_to_markers() |> List.to_tuple()
-
-  defp back_to_markers(other), do: other
+  defp back_to_markers(forms) do
+    LiveCov.Instrument.Walk.replace_markers(forms, :BUMP, fn line, index ->
+      {:executable_line, line, index + 1}
+    end)
+  end
 
   defp expands_operators?(forms),
     do: Enum.any?(forms, &(LiveCov.Instrument.Expand.form(&1) != &1))

@@ -46,4 +46,22 @@ defmodule LiveCov.Instrument.WalkTest do
     refute Walk.any?("binary", fn _ -> true end)
     refute Walk.any?([], fn _ -> true end)
   end
+
+  test "replace_markers rewrites every marker of a tag, never attributes" do
+    forms = [
+      {:attribute, 1, :x, {:BUMP, 1, 0}},
+      {:function, 2, :f, 0,
+       [{:clause, 2, [], [], [{:BUMP, 3, 0}, {:atom, 3, :ok}, {:BUMP, 4, 1}]}]}
+    ]
+
+    replaced = Walk.replace_markers(forms, :BUMP, fn line, i -> {:integer, line, i} end)
+
+    assert replaced == [
+             {:attribute, 1, :x, {:BUMP, 1, 0}},
+             {:function, 2, :f, 0,
+              [{:clause, 2, [], [], [{:integer, 3, 0}, {:atom, 3, :ok}, {:integer, 4, 1}]}]}
+           ]
+
+    assert Walk.replace_markers(forms, :other, fn _, _ -> :never end) == forms
+  end
 end
