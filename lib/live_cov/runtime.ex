@@ -13,17 +13,7 @@ defmodule LiveCov.Runtime do
 
   @doc "The cover generation of the running OTP."
   @spec generation :: generation
-  def generation do
-    case :persistent_term.get({__MODULE__, :generation}, nil) do
-      nil ->
-        gen = if sys_coverage?(), do: :otp27, else: :otp25
-        :persistent_term.put({__MODULE__, :generation}, gen)
-        gen
-
-      gen ->
-        gen
-    end
-  end
+  def generation, do: once(:generation, fn -> if sys_coverage?(), do: :otp27, else: :otp25 end)
 
   @doc """
   True when the runtime counts lines natively (`code:coverage_support/0`: OTP 27+ with the
@@ -32,18 +22,10 @@ defmodule LiveCov.Runtime do
   """
   @spec native_coverage? :: boolean
   def native_coverage? do
-    case :persistent_term.get({__MODULE__, :native_coverage}, nil) do
-      nil ->
-        native =
-          function_exported?(:code, :coverage_support, 0) and
-            apply(:code, :coverage_support, []) == true
-
-        :persistent_term.put({__MODULE__, :native_coverage}, native)
-        native
-
-      native ->
-        native
-    end
+    once(:native_coverage, fn ->
+      function_exported?(:code, :coverage_support, 0) and
+        apply(:code, :coverage_support, []) == true
+    end)
   end
 
   @doc "True when the running OTP has `sys_coverage:cover_transform/2` (OTP 27+)."
@@ -55,4 +37,17 @@ defmodule LiveCov.Runtime do
   @doc "The running OTP release as an integer (25, 27, ...)."
   @spec otp_release :: pos_integer
   def otp_release, do: :erlang.system_info(:otp_release) |> List.to_integer()
+
+  # Facts of the running VM, computed once and kept in a persistent term.
+  defp once(key, compute) do
+    case :persistent_term.get({__MODULE__, key}, :unknown) do
+      :unknown ->
+        value = compute.()
+        :persistent_term.put({__MODULE__, key}, value)
+        value
+
+      value ->
+        value
+    end
+  end
 end
