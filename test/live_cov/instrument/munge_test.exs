@@ -5,7 +5,7 @@ defmodule LiveCov.Instrument.MungeTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.Instrument.{Forms, Munge}
-  alias LiveCov.Test.InstrFixtures
+  alias LiveCov.Test.{CoverInternals, InstrFixtures}
 
   setup_all do
     %{beams: InstrFixtures.build!()}
@@ -36,37 +36,22 @@ defmodule LiveCov.Instrument.MungeTest do
     {:ok, forms} = Forms.fetch(beam)
     assert {:ok, munged, sites, clauses} = Munge.transform(forms.forms, module)
 
-    {:ok, _} = :cover.start()
-    assert {:ok, ^module} = :cover.compile_beam(beam)
-
-    mapping = :ets.tab2list(:cover_internal_mapping_table)
-
-    cover_bumps =
-      for {{:bump, ^module, _, _, _, _}, _} = entry <- mapping, into: MapSet.new(), do: entry
-
-    [cover_count] = for {^module, n} <- mapping, do: n
-    [{^module, cover_clauses}] = :ets.lookup(:cover_internal_clause_table, module)
-    [{^module, cover_binary}] = :ets.lookup(:cover_binary_code_table, module)
-    :ok = :cover.stop()
-
-    ours =
-      sites
-      |> Enum.with_index(1)
-      |> MapSet.new(fn {{f, a, c, l}, i} -> {{:bump, module, f, a, c, l}, i} end)
+    cover = CoverInternals.compile!(module, beam)
+    [cover_count] = for {^module, n} <- cover.mapping, do: n
+    ours = CoverInternals.bumps_of(module, sites)
 
     assert sites != []
     assert length(sites) == length(Enum.uniq(sites))
     assert cover_count == length(sites)
-    assert MapSet.equal?(ours, cover_bumps), diff_message(ours, cover_bumps)
-    assert Enum.map(clauses, fn {f, a, c, n} -> {module, f, a, c, n} end) == cover_clauses
+    assert MapSet.equal?(ours, cover.bumps), diff_message(ours, cover.bumps)
+    assert Enum.map(clauses, fn {f, a, c, n} -> {module, f, a, c, n} end) == cover.clauses
 
     # Patched with cover's own counter expression and compiled with cover's
     # options, our rewrite yields a byte-identical beam: every placeholder
     # stands exactly where cover puts its bump.
     patched = Munge.patch(munged, &cover_bump(module, &1))
-    options = if(forms.source, do: [{:source, forms.source}], else: []) ++ forms.compile_options
-    assert {:ok, ^module, binary} = :compile.forms(patched, options)
-    assert binary == cover_binary
+    assert {:ok, ^module, binary} = :compile.forms(patched, CoverInternals.options(forms))
+    assert binary == cover.binary
   end
 
   defp cover_bump(module, index) do

@@ -8,7 +8,7 @@ defmodule LiveCov.Instrument.SysCoverageTest do
   @compile {:no_warn_undefined, [:lc_temps]}
 
   alias LiveCov.Instrument.{Forms, Rewrite, SysCoverage}
-  alias LiveCov.Test.InstrFixtures
+  alias LiveCov.Test.{CoverInternals, InstrFixtures}
 
   if not SysCoverage.available?(), do: @moduletag(skip: "OTP 27+ (sys_coverage)")
 
@@ -42,36 +42,23 @@ defmodule LiveCov.Instrument.SysCoverageTest do
     {:ok, forms} = Forms.fetch(beam)
     assert {:ok, munged, sites, []} = SysCoverage.transform(forms.forms, module, native: false)
 
-    {:ok, _} = :cover.start()
-    assert {:ok, ^module} = :cover.compile_beam(beam)
-    mapping = :ets.tab2list(:cover_internal_mapping_table)
-
-    cover_bumps =
-      for {{:bump, ^module, _, _, _, _}, _} = entry <- mapping, into: MapSet.new(), do: entry
-
-    [{^module, cover_binary}] = :ets.lookup(:cover_binary_code_table, module)
-    :ok = :cover.stop()
-
-    ours =
-      sites
-      |> Enum.with_index(1)
-      |> MapSet.new(fn {{f, a, c, l}, i} -> {{:bump, module, f, a, c, l}, i} end)
+    cover = CoverInternals.compile!(module, beam)
+    ours = CoverInternals.bumps_of(module, sites)
 
     assert sites != []
     assert length(sites) == length(Enum.uniq(sites))
-    assert MapSet.equal?(ours, cover_bumps)
+    assert MapSet.equal?(ours, cover.bumps)
 
     markers = back_to_markers(munged)
-    options = if(forms.source, do: [{:source, forms.source}], else: []) ++ forms.compile_options
-    options = [:report_errors, :force_line_counters | options]
+    options = [:report_errors, :force_line_counters | CoverInternals.options(forms)]
 
     # Only the temporaries of andalso/orelse are named differently (ours never collide).
     assert {:ok, ^module, binary} = :compile.forms(markers, options)
 
     if not expands_operators?(forms.forms) do
-      assert binary == cover_binary
+      assert binary == cover.binary
     else
-      assert :beam_lib.chunks(binary, [:exports]) == :beam_lib.chunks(cover_binary, [:exports])
+      assert :beam_lib.chunks(binary, [:exports]) == :beam_lib.chunks(cover.binary, [:exports])
     end
   end
 
