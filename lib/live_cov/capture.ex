@@ -104,7 +104,7 @@ defmodule LiveCov.Capture do
     for {slot, bin} <- table,
         not MapSet.member?(known, slot),
         bin != zeros(div(byte_size(bin), 8)) do
-      _ = Counter.backend().add(slot, bin)
+      _ = Table.add(slot, bin)
     end
 
     :ok

@@ -18,7 +18,7 @@ defmodule LiveCov.Cover do
     (reloading unloads their library), sticky and preloaded modules, LiveCov's own modules.
   """
 
-  alias LiveCov.{Analyse, Counter, Counts, Coverdata, Instrumented, Pipeline, Table}
+  alias LiveCov.{Analyse, Counts, Coverdata, Instrumented, Pipeline, Table}
 
   require LiveCov.MainNode
 
@@ -250,7 +250,7 @@ defmodule LiveCov.Cover do
   def reset(module) when is_atom(module) do
     case Instrumented.lookup(module) do
       nil -> {:error, {:not_cover_compiled, module}}
-      info -> with :ok <- Counter.backend().reset(info.slot), do: LiveCov.Nodes.reset([module])
+      info -> with :ok <- Table.reset(info.slot), do: LiveCov.Nodes.reset([module])
     end
   end
 

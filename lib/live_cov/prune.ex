@@ -158,7 +158,7 @@ defmodule LiveCov.Prune do
   @doc "Adds counts saved by `frozen_counts/0` back to the table."
   @spec put_back([{Table.slot(), [non_neg_integer]}]) :: :ok
   def put_back(kept) do
-    Enum.each(kept, fn {slot, counts} -> Counter.backend().add(slot, counts) end)
+    Enum.each(kept, fn {slot, counts} -> Table.add(slot, counts) end)
   end
 
   @doc """
@@ -401,11 +401,7 @@ defmodule LiveCov.Prune do
         lost = Enum.filter(zeros, &MapSet.member?(info.pruned, &1)),
         lost != [] do
       lost = MapSet.new(lost)
-
-      Counter.backend().add(
-        info.slot,
-        for(i <- 0..(ModuleInfo.size(info) - 1)//1, do: one_if(i in lost))
-      )
+      Table.add(info.slot, for(i <- 0..(ModuleInfo.size(info) - 1)//1, do: one_if(i in lost)))
     end
 
     :ok

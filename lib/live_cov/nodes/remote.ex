@@ -12,7 +12,7 @@ defmodule LiveCov.Nodes.Remote do
   # node refuses the main-node-only calls of `LiveCov` and `LiveCov.Cover`.
   use GenServer
 
-  alias LiveCov.{Counter, Instrument, Table}
+  alias LiveCov.{Instrument, Table}
 
   # Bumped when the messages between the main node and this process change.
   @protocol 1
@@ -35,8 +35,8 @@ defmodule LiveCov.Nodes.Remote do
           "node #{node()} runs another LiveCov version (protocol #{@protocol}, " <>
             "main node #{main_node} uses #{protocol}): put the same LiveCov build on both"}}
 
-      Counter.backend().check() != :ok ->
-        {:error, {_, message}} = Counter.backend().check()
+      Table.check() != :ok ->
+        {:error, {_, message}} = Table.check()
         {:error, {:nif_not_loaded, "on node #{node()}: " <> message}}
 
       LiveCov.Instrumented.modules() != [] ->
@@ -171,11 +171,11 @@ defmodule LiveCov.Nodes.Remote do
 
     with {:ok, _} <- Table.register_at(slot, n),
          :ok <- Instrument.load(module, entry.binary, filename(record, entry)) do
-      if old && old.slot != slot, do: Counter.backend().unregister(old.slot)
+      if old && old.slot != slot, do: Table.unregister(old.slot)
       {{module, :fresh}, put_in(state.modules[module], record)}
     else
       error ->
-        if !old || old.slot != slot, do: Counter.backend().unregister(slot)
+        if !old || old.slot != slot, do: Table.unregister(slot)
         {{module, error}, state}
     end
   end
@@ -189,7 +189,7 @@ defmodule LiveCov.Nodes.Remote do
 
         {record, rest} ->
           restore(module, record.original)
-          _ = Counter.backend().unregister(record.slot)
+          _ = Table.unregister(record.slot)
           %{state | modules: rest}
       end
     end)
@@ -209,7 +209,7 @@ defmodule LiveCov.Nodes.Remote do
     modules = if which == :all, do: Map.keys(state.modules), else: which
 
     for module <- modules, %{slot: slot} <- [state.modules[module]] do
-      Counter.backend().reset(slot)
+      Table.reset(slot)
     end
 
     state
