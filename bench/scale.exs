@@ -1197,7 +1197,9 @@ defmodule LiveCov.Bench.Scale.Child do
         par(sample, fn b ->
           with {:ok, f} <- fetch(b),
                {:ok, munged, _sites, _clauses} <- Munge.transform(f.forms, f.module) do
-            patched = Munge.patch(munged, &LiveCov.Instrument.bump_expr(LiveCov.Native, 0, &1))
+            patched =
+              Munge.patch(munged, LiveCov.Instrument.site_fun(0, bump_module: LiveCov.Native))
+
             compile_plain(f, patched, profile)
           end
         end)

@@ -55,6 +55,14 @@ defmodule LiveCov do
       `:full` optimises the instrumented module like the original.
     * `cache: false`, `cache_dir: dir` - the instrumentation cache (`LiveCov.Cache`; on by
       default, or as configured).
+    * `backend: :auto` (default, or `config :live_cov, backend: ...`), `:native` or `:nif` -
+      what counts the bumps. `:native` is the runtime's own line counters, as `:cover` uses
+      them on OTP 27+ with the JIT (an instruction the VM runs inline; LiveCov moves their
+      growth into its table at every read and never resets them); `:nif` is a call into
+      LiveCov's NIF table, on every runtime. `:auto` is `:native` where the runtime has
+      native coverage, `:nif` elsewhere; `:native` is refused where it has none. The summary
+      says which one counted (`backend:`), as do `status/0`, the agent's `/status` and every
+      snapshot's provenance (label `backend`).
 
   Called by Mix as a `test_coverage` tool (`start(compile_path, opts)` with `tool: LiveCov` in
   `opts`) it returns the function Mix runs after the suite; see `LiveCov.MixTool`.
@@ -116,6 +124,20 @@ defmodule LiveCov do
   @doc "What adaptive coverage recompiled, when, and what it is waiting for (`LiveCov.Prune.status/0`)."
   @spec prune_status() :: map | {:error, {atom, String.t()}}
   def prune_status, do: LiveCov.Prune.status()
+
+  @doc """
+  Which counter backend counts (`:native`, `:nif`, `:mixed` or `:none`), the one `:auto`
+  picks on this runtime, the runtime, and what the harvests of native counters saw
+  (`reset_elsewhere`: modules whose line counters another tool reset; `lost`: modules whose
+  instrumented code somebody else replaced).
+
+      LiveCov.status()
+      #=> %{backend: :native, default_backend: :native, modules: 12,
+      #     runtime: %{otp_release: 27, elixir: "1.18.3", native_coverage: true},
+      #     harvest: %{harvests: 40, last_ms: 0.2, reset_elsewhere: %{}, lost: %{}}}
+  """
+  @spec status() :: map
+  def status, do: Session.status()
 
   @doc "Instrumented modules."
   @spec modules() :: [module]

@@ -6,6 +6,10 @@
 #   scripts/matrix.sh 29 -- test/live_cov/cover_oracle_test.exs   # arguments for `mix test`
 #   scripts/matrix.sh --shell 27     # a shell in that runtime's root, the project copied in
 #
+# On a runtime with native line counters (27, 29) the suite runs once per counter backend:
+# with the default (`:auto`, which picks the native backend there) and with
+# LIVE_COV_BACKEND=nif. LIVE_COV_MATRIX_BACKENDS="auto" runs the first only.
+#
 #   25  this machine's Erlang/OTP 25 + Elixir 1.14 (Debian bookworm, installed by setup.sh)
 #   27  OTP 27 + Elixir 1.18 (Debian trixie root)
 #   29  OTP 29 + Elixir 1.20 (Debian sid root)
@@ -157,7 +161,7 @@ copy_project() {
   cp "$ROOT_NIF" "$dest/priv/native/live_cov_nif.so"
 }
 
-declare -A result_tests result_failures result_warnings result_status result_runtime result_time
+declare -A result_tests result_failures result_warnings result_status result_runtime result_time result_backend
 
 # The ExUnit summary of a log, as "tests failures". Elixir 1.14-1.19 close with
 # "471 tests, 0 failures" (maybe "4 doctests, 467 tests, 2 failures (3 excluded)"), 1.20 with
@@ -200,17 +204,23 @@ runtime_line() {
   run_in "$1" 'printf "OTP %s / Elixir %s" "$(erl -noshell -eval "io:put_chars(erlang:system_info(otp_release)), halt().")" "$(elixir -e "IO.write(System.version())")"'
 }
 
+# One leg: a runtime and a counter backend, as "27:auto" or "27:nif".
 run_version() {
-  local v=$1 logf="$PROJECT/tmp/matrix/$1.log"
+  local leg=$1 v=${1%%:*} backend=${1##*:}
+  local logf="$PROJECT/tmp/matrix/$v.log" backend_env=""
+  if [ "$backend" != auto ]; then
+    logf="$PROJECT/tmp/matrix/$v-$backend.log"
+    backend_env="LIVE_COV_BACKEND=$backend"
+  fi
   mkdir -p "$PROJECT/tmp/matrix"
-  log "OTP $v: compile (warnings as errors) and mix test"
+  log "OTP $v, backend $backend: compile (warnings as errors) and mix test"
   local started=$SECONDS
-  result_runtime[$v]=$(runtime_line "$v" 2>/dev/null || echo "?")
+  result_runtime[$leg]="$(runtime_line "$v" 2>/dev/null || echo "?")"
   local args=""
   [ ${#mix_args[@]} -gt 0 ] && args=$(printf ' %q' "${mix_args[@]}")
   local body
   # Compile first, warnings as errors (the count is reported); the tests run either way.
-  body="set -o pipefail; export MIX_ENV=test LIVE_COV_CACHE_DIR=\$(mktemp -d) ERL_FLAGS=\"\${ERL_FLAGS:-} -enable-feature maybe_expr\";
+  body="set -o pipefail; export $backend_env MIX_ENV=test LIVE_COV_CACHE_DIR=\$(mktemp -d) ERL_FLAGS=\"\${ERL_FLAGS:-} -enable-feature maybe_expr\";
     mix compile --force --warnings-as-errors 2>&1 | tee /tmp/live_cov_compile.log; compiled=\$?;
     echo __WARNINGS__ \$(grep -c -E '^ *warning:' /tmp/live_cov_compile.log);
     mix test$args; tested=\$?;
@@ -221,11 +231,12 @@ run_version() {
   local status=${PIPESTATUS[0]}
   set -e
   read -r t f < <(parse_summary "$logf")
-  result_tests[$v]=$t
-  result_failures[$v]=$f
-  result_warnings[$v]=$(grep -oE '^__WARNINGS__ [0-9]+' "$logf" | grep -oE '[0-9]+' | tail -n 1 || echo "?")
-  result_status[$v]=$status
-  result_time[$v]=$((SECONDS - started))
+  result_tests[$leg]=$t
+  result_failures[$leg]=$f
+  result_warnings[$leg]=$(grep -oE '^__WARNINGS__ [0-9]+' "$logf" | grep -oE '[0-9]+' | tail -n 1 || echo "?")
+  result_status[$leg]=$status
+  result_time[$leg]=$((SECONDS - started))
+  result_backend[$leg]=$(grep -oE '^LiveCov test backend: \{:ok, :[a-z]+\}' "$logf" | grep -oE ':[a-z]+\}' | tr -d ':}' | tail -n 1 || true)
 }
 
 ensure_host
@@ -239,25 +250,37 @@ if [ "$shell" = 1 ]; then
   exit $?
 fi
 
-overall=0
+legs=()
 for v in "${versions[@]}"; do
-  run_version "$v"
-  [ "${result_status[$v]}" = 0 ] || overall=1
+  legs+=("$v:auto")
+  if [ "$v" != 25 ]; then
+    for b in ${LIVE_COV_MATRIX_BACKENDS:-auto nif}; do
+      [ "$b" = auto ] || legs+=("$v:$b")
+    done
+  fi
+done
+
+overall=0
+for leg in "${legs[@]}"; do
+  run_version "$leg"
+  [ "${result_status[$leg]}" = 0 ] || overall=1
 done
 
 echo
-echo "| runtime | mix test | failures | compile warnings | time | status |"
-echo "|---|--:|--:|--:|--:|---|"
-for v in "${versions[@]}"; do
+echo "| runtime | backend | mix test | failures | compile warnings | time | status |"
+echo "|---|---|--:|--:|--:|--:|---|"
+for leg in "${legs[@]}"; do
   st=ok
-  [ "${result_status[$v]}" = 0 ] || st="FAILED (exit ${result_status[$v]})"
-  echo "| ${result_runtime[$v]} | ${result_tests[$v]} tests | ${result_failures[$v]} | ${result_warnings[$v]} | ${result_time[$v]} s | $st |"
+  [ "${result_status[$leg]}" = 0 ] || st="FAILED (exit ${result_status[$leg]})"
+  shown="${result_backend[$leg]:-?}"
+  [ "${leg##*:}" = auto ] && shown="auto: $shown"
+  echo "| ${result_runtime[$leg]} | $shown | ${result_tests[$leg]} tests | ${result_failures[$leg]} | ${result_warnings[$leg]} | ${result_time[$leg]} s | $st |"
 done
 total=0
 failed=0
-for v in "${versions[@]}"; do
-  [[ "${result_tests[$v]}" =~ ^[0-9]+$ ]] && total=$((total + result_tests[$v]))
-  [[ "${result_failures[$v]}" =~ ^[0-9]+$ ]] && failed=$((failed + result_failures[$v]))
+for leg in "${legs[@]}"; do
+  [[ "${result_tests[$leg]}" =~ ^[0-9]+$ ]] && total=$((total + result_tests[$leg]))
+  [[ "${result_failures[$leg]}" =~ ^[0-9]+$ ]] && failed=$((failed + result_failures[$leg]))
 done
 echo
 echo "matrix: $((total - failed)) passed, $failed failed"

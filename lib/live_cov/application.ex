@@ -9,8 +9,8 @@ defmodule LiveCov.Application do
     # The agent's supervisor (empty until the agent runs) comes last.
     children = children ++ [LiveCov.Agent.Supervisor]
 
-    # The seams: where bumps go, counts beyond this node's table, who follows the pipeline.
-    :ok = LiveCov.Counter.put_backend(LiveCov.Table)
+    # The seams: counts beyond this node's table, who follows the pipeline. (The counter
+    # backends, `LiveCov.Counter`, need no wiring: covered nodes use them without the app.)
     :ok = LiveCov.Counts.put_sources([LiveCov.Nodes, LiveCov.Imported])
     :ok = LiveCov.Pipeline.put_listeners([LiveCov.Nodes])
 

@@ -46,7 +46,7 @@ defmodule LiveCov.Cache do
   # The directory is created with mode 0700. Whoever can write to it can make this node load
   # code, as whoever can write the `.beam` files can: keep it private.
 
-  alias LiveCov.{ModuleInfo, Table}
+  alias LiveCov.{Counter, ModuleInfo, Table}
 
   @magic "LCCACHE1"
   @format 1
@@ -184,7 +184,7 @@ defmodule LiveCov.Cache do
   defp claim(entry, data, opts) do
     nsites = tuple_size(data.sites)
 
-    case Table.claim(data.slot, nsites) do
+    case Counter.claim(data.slot, nsites) do
       {:ok, slot} ->
         {:hit, info(entry, data, slot, opts), entry}
 
@@ -230,6 +230,7 @@ defmodule LiveCov.Cache do
       instrumented: data.binary,
       instrumented_at: System.system_time(:millisecond),
       mode: Keyword.get(opts, :mode, :counts),
+      backend: LiveCov.Counter.name_in(opts),
       cache: nil
     )
   end
@@ -239,8 +240,8 @@ defmodule LiveCov.Cache do
   the cache (see the module documentation), or as `LiveCov.Table.register/1` without an entry.
   """
   @spec register(t | nil, non_neg_integer) :: {:ok, Table.slot()} | {:error, term}
-  def register(nil, nsites), do: Table.register(nsites)
-  def register(%__MODULE__{dir: dir}, nsites), do: Table.register_from(low_water(dir), nsites)
+  def register(nil, nsites), do: Counter.register(nsites)
+  def register(%__MODULE__{dir: dir}, nsites), do: Counter.register_from(low_water(dir), nsites)
 
   @doc """
   Stores the instrumentation of a module that missed. Does nothing when `entry` is `nil`

@@ -27,9 +27,9 @@ defmodule LiveCov.Capture do
     take = Keyword.get(opts, :take, false)
     # With take, read (and zero) the table first: a module committed to the registry after
     # this moment has its counts in the table still, not lost.
-    table = if take, do: Counter.backend().snapshot(take: true), else: nil
+    table = if take, do: Counter.snapshot(take: true), else: nil
     infos = select(Instrumented.modules(), opts[:modules])
-    table = table || Counter.backend().snapshot()
+    table = table || Counter.snapshot()
 
     if take do
       put_back_unknown(table, infos)
@@ -104,7 +104,7 @@ defmodule LiveCov.Capture do
     for {slot, bin} <- table,
         not MapSet.member?(known, slot),
         bin != zeros(div(byte_size(bin), 8)) do
-      _ = Table.add(slot, bin)
+      _ = Counter.add(slot, bin)
     end
 
     :ok
@@ -140,6 +140,7 @@ defmodule LiveCov.Capture do
       |> Enum.concat(Keyword.get(opts, :labels, []))
       |> Map.new(fn {k, v} -> {to_string(k), to_string(v)} end)
       |> Map.put_new(@boot_label, boot_id())
+      |> Map.put_new("backend", Atom.to_string(Instrumented.backend()))
 
     %{
       node: Atom.to_string(node()),
@@ -166,7 +167,7 @@ defmodule LiveCov.Capture do
         meta = snap.metas[hash],
         info = Instrumented.lookup(meta.module),
         info != nil and byte_size(bin) == 8 * ModuleInfo.size(info) do
-      LiveCov.Counter.backend().add(info.slot, bin)
+      LiveCov.Counter.add(info.slot, bin)
     end
 
     :ok

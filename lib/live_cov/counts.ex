@@ -13,7 +13,7 @@ defmodule LiveCov.Counts do
   @doc "Counts of every given module: `%{module => [count]}`."
   @spec collect([ModuleInfo.t()]) :: %{module => [non_neg_integer]}
   def collect(infos) do
-    snapshot = Counter.backend().snapshot()
+    snapshot = Counter.snapshot()
     extra = Enum.map(sources(), & &1.counts(infos))
 
     Map.new(infos, fn info ->

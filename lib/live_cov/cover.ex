@@ -18,7 +18,7 @@ defmodule LiveCov.Cover do
     (reloading unloads their library), sticky and preloaded modules, LiveCov's own modules.
   """
 
-  alias LiveCov.{Analyse, Counts, Coverdata, Instrumented, Pipeline, Table}
+  alias LiveCov.{Analyse, Counts, Coverdata, Instrumented, Pipeline}
 
   require LiveCov.MainNode
 
@@ -34,24 +34,42 @@ defmodule LiveCov.Cover do
   @doc """
   Instruments a module (atom), a beam file (charlist or string, `.beam` optional) or a list of
   them. A single target gives `{:ok, module}` or `{:error, reason}`; a list gives a list.
+
+  `opts` (LiveCov's, not `:cover`'s): `backend: :auto | :native | :nif`, as for
+  `LiveCov.start/2` (default `:auto`, or `config :live_cov, backend: ...`).
+
+      LiveCov.Cover.compile_beam(MyMod)                   #=> {:ok, MyMod}
+      LiveCov.Cover.compile_beam(MyMod, backend: :nif)    #=> {:ok, MyMod}
   """
-  def compile_beam(target) when is_atom(target) or (is_list(target) and is_integer(hd(target))) do
-    case compile_beams([target]) do
+  def compile_beam(target), do: compile_beam(target, [])
+
+  def compile_beam(target, opts)
+      when is_atom(target) or (is_list(target) and is_integer(hd(target))) do
+    case compile_beams([target], opts) do
       [{:error, {:non_existing, _}}] -> {:error, :non_existing}
+      [{:error, {:invalid_option, _}} = error] -> error
+      [{:error, {:native_unavailable, _}} = error] -> error
       [result] -> result
     end
   end
 
-  def compile_beam(target) when is_binary(target), do: compile_beam(String.to_charlist(target))
-  def compile_beam(targets) when is_list(targets), do: compile_beams(targets)
+  def compile_beam(target, opts) when is_binary(target),
+    do: compile_beam(String.to_charlist(target), opts)
+
+  def compile_beam(targets, opts) when is_list(targets), do: compile_beams(targets, opts)
 
   @doc "Instruments every `.beam` in the current directory."
   def compile_beam_directory do
     with {:ok, dir} <- File.cwd(), do: compile_beam_directory(dir)
   end
 
-  @doc "Instruments every `.beam` in `dir`. `{:error, posix}` when the directory can't be read."
-  def compile_beam_directory(dir) do
+  @doc """
+  Instruments every `.beam` in `dir` (`opts` as for `compile_beam/2`). `{:error, posix}` when
+  the directory can't be read.
+  """
+  def compile_beam_directory(dir), do: compile_beam_directory(dir, [])
+
+  def compile_beam_directory(dir, opts) do
     dir = to_charlist(dir)
 
     case :file.list_dir(dir) do
@@ -59,18 +77,18 @@ defmodule LiveCov.Cover do
         files
         |> Enum.filter(&(:filename.extension(&1) == ~c".beam"))
         |> Enum.map(&:filename.join(dir, &1))
-        |> compile_beams()
+        |> compile_beams(opts)
 
       error ->
         error
     end
   end
 
-  defp compile_beams(targets) do
+  defp compile_beams(targets, opts) do
     {:ok, _} = Application.ensure_all_started(:live_cov)
     resolved = targets |> Enum.map(&resolve/1) |> dedupe([])
     todo = for {:ok, _module, target} <- resolved, do: target
-    fill(resolved, Pipeline.instrument(todo), [])
+    fill(resolved, Pipeline.instrument(todo, Keyword.take(opts, [:backend])), [])
   end
 
   # Put the registry's results (in `todo` order) back among the resolution errors.
@@ -239,7 +257,7 @@ defmodule LiveCov.Cover do
 
   @doc "Zeroes every counter."
   def reset do
-    _ = Table.reset_all()
+    _ = LiveCov.Counter.reset_all()
     _ = LiveCov.Nodes.reset(:all)
     # As cover: reset/0 also forgets imported data.
     LiveCov.Imported.clear()
@@ -250,7 +268,7 @@ defmodule LiveCov.Cover do
   def reset(module) when is_atom(module) do
     case Instrumented.lookup(module) do
       nil -> {:error, {:not_cover_compiled, module}}
-      info -> with :ok <- Table.reset(info.slot), do: LiveCov.Nodes.reset([module])
+      info -> with :ok <- LiveCov.Counter.reset(info.slot), do: LiveCov.Nodes.reset([module])
     end
   end
 
@@ -385,9 +403,9 @@ defmodule LiveCov.Cover do
       stop: 1,
       flush: 1,
       which_nodes: 0,
-      compile_beam: 1,
+      compile_beam: 2,
       compile_beam_directory: 0,
-      compile_beam_directory: 1,
+      compile_beam_directory: 2,
       analyse: 0,
       analyse: 1,
       analyse: 2,

@@ -112,6 +112,14 @@ defmodule LiveCov.Errors do
     agent_stopping: {503, "the agent is stopping"},
     shutdown: {503, "the server is shutting down"},
     nif_not_loaded: {503, "LiveCov's NIF library is not loaded: build it with mix compile"},
+    native_unavailable:
+      {501, "backend: :native needs a runtime with native line counters (OTP 27+, JIT)"},
+    not_native: {409, "the counter slot is not fed by the runtime's line counters"},
+    bad_cover_id: {409, "the runtime's line counters do not match the instrumented build"},
+    native_coverage_in_use:
+      {409, "the module is loaded with line coverage another tool reads: LiveCov leaves it"},
+    native_counters_gone:
+      {409, "the instrumented code was replaced by somebody else: its line counters are gone"},
     inets_unavailable: {503, "OTP's inets application is not available"},
     ssl_unavailable: {503, "OTP's ssl application is not available for an https URL"},
     listen_failed: {500, "the server could not listen on its address"},

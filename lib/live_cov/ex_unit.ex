@@ -77,7 +77,7 @@ defmodule LiveCov.ExUnit do
   # `on_exit` registers the callback that runs when the test is over.
   def record(%{module: module, test: test} = context, on_exit) do
     if :ets.whereis(@tests) == :undefined, do: start()
-    before = Counter.backend().snapshot()
+    before = Counter.snapshot()
     id = test_id(module, test, parameters(context))
     on_exit.({__MODULE__, id}, fn -> finish(id, before) end)
     :ok
@@ -107,7 +107,7 @@ defmodule LiveCov.ExUnit do
 
   @doc false
   def finish(id, before) do
-    later = Counter.backend().snapshot()
+    later = Counter.snapshot()
 
     deltas =
       for {slot, after_bin} <- later,

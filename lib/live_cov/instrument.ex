@@ -11,8 +11,9 @@ defmodule LiveCov.Instrument do
   #     # ... later
   #     {:ok, _still_running} = LiveCov.Instrument.restore(MyMod, forms.binary, forms.beam_path)
   #
-  # Every counter placeholder becomes `LiveCov.Native.bump(slot, index)` with
-  # literal integers. Nothing here ever kills a process: when old code is still
+  # Every counter placeholder becomes the counter backend's site expression
+  # (`LiveCov.Counter.Backend`): `LiveCov.Native.bump(slot, index)` with literal
+  # integers, or the runtime's own line counter. Nothing here ever kills a process: when old code is still
   # running, the functions report the pids and leave them alone.
 
   alias LiveCov.Instrument.{Forms, Munge}
@@ -26,8 +27,9 @@ defmodule LiveCov.Instrument do
 
   Options:
 
-    * `:bump_module` - a module whose `bump/2` is called instead of the counter backend's
-      bump (`LiveCov.Counter`).
+    * `:backend` - the counter backend, `:nif` or `:native` (default: the one
+      `LiveCov.Counter.resolve/2` picks): what each site compiles to, and its compile options.
+    * `:bump_module` - a module whose `bump/2` is called instead (tests count with their own).
     * `:optimize` - `:coverage` (default) or `:full`, see `compile_options/1`.
 
   Returns `{:ok, beam_binary}` or `{:error, {:compile_failed, message}}`.
@@ -35,8 +37,8 @@ defmodule LiveCov.Instrument do
   @spec compile(Forms.t(), [tuple()], non_neg_integer(), keyword()) :: {:ok, binary()} | error()
   def compile(%Forms{} = forms, munged_forms, slot, opts \\ [])
       when is_list(munged_forms) and is_integer(slot) and slot >= 0 do
-    bump_module = Keyword.get(opts, :bump_module)
-    patched = Munge.patch(munged_forms, &bump_expr(bump_module, slot, &1))
+    site = site_fun(slot, opts)
+    patched = Munge.patch(munged_forms, site)
 
     source = if forms.source, do: [{:source, forms.source}], else: []
 
@@ -103,12 +105,14 @@ defmodule LiveCov.Instrument do
   """
   @spec compile_options(keyword) :: [atom]
   def compile_options(opts \\ []) do
+    backend = LiveCov.Counter.backend(LiveCov.Counter.name_in(opts)).compile_options()
+
     case Keyword.get(opts, :optimize, :coverage) do
       :coverage ->
-        @coverage_profile
+        @coverage_profile ++ backend
 
       :full ->
-        []
+        backend
 
       other ->
         raise ArgumentError,
@@ -117,13 +121,20 @@ defmodule LiveCov.Instrument do
   end
 
   @doc """
-  The abstract expression that bumps counter `index` of `slot`: the counter backend's
-  (`LiveCov.Counter.backend/0`), or a call to `bump_module.bump(slot, index)`.
+  The function giving the abstract expression at site `index` (on `line`) of `slot`, for
+  `opts[:backend]` (default: `LiveCov.Counter.name_in/1`), or a call to `opts[:bump_module].bump(slot, index)`.
   """
-  @spec bump_expr(module() | nil, non_neg_integer(), non_neg_integer()) :: tuple()
-  def bump_expr(bump_module \\ nil, slot, index)
-  def bump_expr(nil, slot, index), do: LiveCov.Counter.backend().bump_expr(slot, index)
-  def bump_expr(bump_module, slot, index), do: LiveCov.Table.bump_call(bump_module, slot, index)
+  @spec site_fun(non_neg_integer(), keyword()) :: (non_neg_integer(), integer() -> tuple())
+  def site_fun(slot, opts \\ []) do
+    case Keyword.get(opts, :bump_module) do
+      nil ->
+        backend = LiveCov.Counter.backend(LiveCov.Counter.name_in(opts))
+        &backend.site_expr(slot, &1, &2)
+
+      module ->
+        fn index, _line -> LiveCov.Counter.Nif.bump_call(module, slot, index) end
+    end
+  end
 
   @doc """
   Loads `binary` as the current code of `module`, under the filename

@@ -16,6 +16,19 @@ defmodule LiveCov.Instrumented do
     ArgumentError -> []
   end
 
+  @doc """
+  Which counter backend counts the instrumented modules: `:native`, `:nif`, `:mixed` (some
+  each) or `:none` (nothing instrumented).
+  """
+  @spec backend() :: :native | :nif | :mixed | :none
+  def backend do
+    case modules() |> Enum.map(& &1.backend) |> Enum.uniq() do
+      [] -> :none
+      [one] -> one
+      _ -> :mixed
+    end
+  end
+
   @doc "Metadata of one instrumented module, or nil."
   @spec lookup(module) :: ModuleInfo.t() | nil
   def lookup(module) do

@@ -39,7 +39,7 @@ defmodule LiveCov.MixTool do
     * `:ignore_modules` - module atoms or regexes on the module name, left out of the report.
     * `:skip_files`, `:empty_coverage`, `:root`, `:path_map`, `:compile_root`,
       `:runtime_root` - passed to `LiveCov.Stats.build/2`.
-    * `:optimize`, `:cache`, `:cache_dir` - how modules are instrumented, as for
+    * `:optimize`, `:cache`, `:cache_dir`, `:backend` - how modules are instrumented, as for
       `LiveCov.start/2` (compile profile; instrumentation cache, on by default: the next
       `mix test --cover` of the same build loads instead of compiling).
     * `:export` (or `mix test --cover --export-coverage NAME`) - instead of reporting, writes
@@ -91,12 +91,17 @@ defmodule LiveCov.MixTool do
   """
   @spec start(Path.t(), keyword) :: (() -> :ok)
   def start(compile_path, opts) do
-    Mix.shell().info("Instrumenting modules with LiveCov ...")
+    instrument_opts = Keyword.take(opts, [:optimize, :cache, :cache_dir, :backend])
 
-    case LiveCov.Session.start(
-           beams(compile_path),
-           Keyword.take(opts, [:optimize, :cache, :cache_dir])
-         ) do
+    case LiveCov.Counter.resolve(Keyword.get(opts, :backend)) do
+      {:ok, backend} ->
+        Mix.shell().info("Instrumenting modules with LiveCov (backend: #{backend}) ...")
+
+      {:error, {_kind, message}} ->
+        Mix.raise("LiveCov: #{message}")
+    end
+
+    case LiveCov.Session.start(beams(compile_path), instrument_opts) do
       {:error, {_kind, message}} ->
         Mix.raise("LiveCov could not instrument #{compile_path}: #{message}")
 

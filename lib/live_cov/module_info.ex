@@ -11,6 +11,8 @@ defmodule LiveCov.ModuleInfo do
   # is a few binaries instead of a tuple per site, about a quarter of the memory, and reading
   # it from ETS copies no per-site terms. Build one with `new/1`.
   #
+  # `backend` is what counts its bumps (`LiveCov.Counter`): `:nif` or `:native`.
+  #
   # `instrumented` is the binary LiveCov has loaded for the module. In `mode: :coverage`
   # (`LiveCov.Prune`) that version changes as sites run: `pruned` holds the indices of sites
   # removed from the loaded code (their counters are frozen), `prunes` counts the reloads and
@@ -32,6 +34,7 @@ defmodule LiveCov.ModuleInfo do
     clause_data: <<>>,
     instrumented_at: nil,
     mode: :counts,
+    backend: :nif,
     pruned: MapSet.new(),
     prunes: 0,
     pruned_at: nil,
@@ -54,6 +57,7 @@ defmodule LiveCov.ModuleInfo do
           instrumented: binary | nil,
           instrumented_at: integer | nil,
           mode: :counts | :coverage,
+          backend: :nif | :native,
           pruned: MapSet.t(non_neg_integer),
           prunes: non_neg_integer,
           pruned_at: integer | nil,

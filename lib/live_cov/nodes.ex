@@ -462,7 +462,9 @@ defmodule LiveCov.Nodes do
       nsites: ModuleInfo.size(info),
       md5: md5(info),
       binary: info.instrumented,
-      beam_path: info.beam_path
+      beam_path: info.beam_path,
+      # The original beam (a fully pruned module) counts nothing.
+      backend: if(info.instrumented == info.original, do: :nif, else: info.backend)
     }
   end
 

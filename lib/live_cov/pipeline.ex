@@ -14,7 +14,8 @@ defmodule LiveCov.Pipeline do
   def start_link(_), do: GenServer.start_link(__MODULE__, nil, name: __MODULE__)
 
   @doc """
-  Instruments each target (module atom or beam path). Returns one result per target, in order:
+  Instruments each target (module atom or beam path), counted by the `backend:` option's
+  backend (`LiveCov.Counter.resolve/1`). Returns one result per target, in order:
   `{:ok, module}` or `{:error, target, {kind, message}}`. A module that is instrumented again
   starts over from its original beam with fresh counters.
   """
@@ -22,7 +23,8 @@ defmodule LiveCov.Pipeline do
           {:ok, module} | {:error, term, {atom, String.t()}}
         ]
   def instrument(targets, opts \\ []) do
-    with :ok <- Counter.backend().check(),
+    with {:ok, backend} <- Counter.resolve(opts[:backend], Keyword.get(opts, :mode, :counts)),
+         opts = Keyword.put(opts, :backend, backend),
          :ok <- check_options(opts) do
       GenServer.call(__MODULE__, {:instrument, targets, opts}, :infinity)
     else
@@ -95,7 +97,16 @@ defmodule LiveCov.Pipeline do
   # then, in parallel again, each is recorded in the cache or its slot given back.
   def handle_call({:instrument, targets, opts}, _from, state) do
     prepared = Instrument.instrument_many(targets, &prepare_one(&1, opts))
-    loads = Instrument.load_many(for {:load, _, i, _} <- prepared, do: load_item(i))
+    items = for {:load, _, i, _} <- prepared, do: i
+    # A module instrumented again: its old slot's last counts are harvested before the swap.
+    for %{module: m} <- items,
+        %ModuleInfo{slot: old} <- [Instrumented.lookup(m)],
+        do: Counter.detach(old)
+
+    loads = Instrument.load_many(Enum.map(items, &load_item/1))
+
+    for {info, :ok} <- Enum.zip(items, loads),
+        do: Counter.attach(info.slot, info.module, info.backend)
 
     results =
       prepared
@@ -120,7 +131,7 @@ defmodule LiveCov.Pipeline do
         %ModuleInfo{slot: ^slot} = info ->
           binary = if binary == :original, do: info.original, else: binary
 
-          with :ok <- Instrument.load(module, binary, info.beam_path) do
+          with :ok <- swap(info, binary) do
             # Frees the replaced version at once when nobody runs it (never kills).
             _ = :code.soft_purge(module)
             now = System.system_time(:millisecond)
@@ -156,9 +167,11 @@ defmodule LiveCov.Pipeline do
 
     result =
       Enum.reduce(infos, %{restored: [], still_running: [], failed: []}, fn info, acc ->
+        :ok = Counter.detach(info.slot)
+
         case Instrument.restore(info.module, info.original, info.beam_path) do
           {:ok, pids} ->
-            _ = Counter.backend().unregister(info.slot)
+            _ = Counter.unregister(info.slot)
             Instrumented.delete(info.module)
             acc = %{acc | restored: [info.module | acc.restored]}
 
@@ -168,6 +181,7 @@ defmodule LiveCov.Pipeline do
 
           {:error, reason} ->
             # The module stays instrumented (and counted); a later stop tries again.
+            _ = Counter.attach(info.slot, info.module, info.backend, :now)
             %{acc | failed: [{info.module, reason} | acc.failed]}
         end
       end)
@@ -176,16 +190,70 @@ defmodule LiveCov.Pipeline do
     {:reply, Map.new(result, fn {k, v} -> {k, Enum.reverse(v)} end), state}
   end
 
+  # A prune swap on the same slot: the runtime's counters of the old code are harvested
+  # first, the new code's are followed from zero (or the old ones from now if nothing loaded).
+  # Code still on the original beam (`binary` is the original) bumps nothing.
+  defp swap(info, binary) do
+    :ok = Counter.detach(info.slot)
+
+    case Instrument.load(info.module, binary, info.beam_path) do
+      :ok ->
+        if binary != info.original, do: Counter.attach(info.slot, info.module, info.backend)
+        :ok
+
+      error ->
+        _ = Counter.attach(info.slot, info.module, info.backend, :now)
+        error
+    end
+  end
+
   # In a worker: a cache hit (slot claimed) or a compiled module, not loaded yet.
   defp prepare_one(target, opts) do
-    case LiveCov.Cache.lookup(target, opts) do
-      {:hit, info, entry} ->
-        {:load, :hit, info, entry}
+    with :ok <- not_counted_elsewhere(target) do
+      case LiveCov.Cache.lookup(target, opts) do
+        {:hit, info, entry} ->
+          {:load, :hit, info, entry}
 
-      {:miss, entry} ->
-        with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)),
-             do: {:load, :miss, info, entry}
+        {:miss, entry} ->
+          with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)),
+               do: {:load, :miss, info, entry}
+      end
     end
+  end
+
+  # A module whose loaded code the runtime already counts lines of (compiled with
+  # `line_coverage` by its owner, read by some other tool) is left alone: replacing it would
+  # take that tool's counters away. (`:cover`-compiled modules are refused by
+  # `LiveCov.Instrument.Forms`.)
+  @compile {:no_warn_undefined, {:code, :get_coverage, 2}}
+  defp not_counted_elsewhere(target) do
+    module = if is_atom(target), do: target, else: beam_module_name(target)
+
+    with true <- LiveCov.Runtime.native_coverage?(),
+         true <- is_atom(module) and :erlang.module_loaded(module),
+         nil <- Instrumented.lookup(module),
+         true <- line_counted?(module) do
+      {:error,
+       {:native_coverage_in_use,
+        "#{inspect(module)} is loaded with line coverage of its own (compiled with " <>
+          "line_coverage, its counters read by another tool): LiveCov leaves it alone; load " <>
+          "it without line_coverage, or stop that tool, to instrument it"}}
+    else
+      _ -> :ok
+    end
+  end
+
+  defp line_counted?(module) do
+    _ = :code.get_coverage(:line, module)
+    true
+  catch
+    :error, :badarg -> false
+  end
+
+  defp beam_module_name(path) do
+    path |> to_string() |> Path.basename(".beam") |> String.to_existing_atom()
+  rescue
+    ArgumentError -> nil
   end
 
   defp load_item(info), do: {info.module, info.instrumented, info.beam_path}
@@ -210,7 +278,7 @@ defmodule LiveCov.Pipeline do
   end
 
   defp finish_one({{:load, kind, info, entry}, {:error, reason} = error}, target, opts) do
-    _ = Counter.backend().unregister(info.slot)
+    _ = Counter.unregister(info.slot)
 
     case {kind, reason} do
       {:hit, {why, _}} when why != :old_code_in_use ->
@@ -218,6 +286,7 @@ defmodule LiveCov.Pipeline do
 
         with {:ok, info} <- compile_one(target, opts, &LiveCov.Cache.register(entry, &1)) do
           load = Instrument.load(info.module, info.instrumented, info.beam_path)
+          if load == :ok, do: Counter.attach(info.slot, info.module, info.backend)
           finish_one({{:load, :miss, info, entry}, load}, target, opts)
         end
 
@@ -239,11 +308,12 @@ defmodule LiveCov.Pipeline do
          module_info(forms, {sites, clauses}, slot, binary,
            instrumented_at: System.system_time(:millisecond),
            mode: mode,
+           backend: Keyword.fetch!(opts, :backend),
            cache: if(mode == :coverage, do: LiveCov.Instrument.Recipe.encode(forms, munged, opts))
          )}
       else
         error ->
-          _ = Counter.backend().unregister(slot)
+          _ = Counter.unregister(slot)
           error
       end
     end
@@ -271,7 +341,7 @@ defmodule LiveCov.Pipeline do
   # In this process: record the module, retiring the counters of a previous instrumentation.
   defp commit(%ModuleInfo{module: module} = info) do
     case Instrumented.lookup(module) do
-      %ModuleInfo{slot: old} -> _ = Counter.backend().unregister(old)
+      %ModuleInfo{slot: old} -> _ = Counter.unregister(old)
       nil -> :ok
     end
 

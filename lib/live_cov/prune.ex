@@ -132,7 +132,7 @@ defmodule LiveCov.Prune do
   @spec reset() :: :ok
   def reset do
     keep = frozen_counts()
-    :ok = Table.reset_all()
+    :ok = Counter.reset_all()
     put_back(keep)
   end
 
@@ -151,14 +151,14 @@ defmodule LiveCov.Prune do
   def frozen_counts do
     for %ModuleInfo{pruned: pruned} = info <- Instrumented.modules(),
         MapSet.size(pruned) > 0,
-        {:ok, counts} <- [Counter.backend().read(info.slot)],
+        {:ok, counts} <- [Counter.read(info.slot)],
         do: {info.slot, frozen(counts, pruned)}
   end
 
   @doc "Adds counts saved by `frozen_counts/0` back to the table."
   @spec put_back([{Table.slot(), [non_neg_integer]}]) :: :ok
   def put_back(kept) do
-    Enum.each(kept, fn {slot, counts} -> Table.add(slot, counts) end)
+    Enum.each(kept, fn {slot, counts} -> Counter.add(slot, counts) end)
   end
 
   @doc """
@@ -324,7 +324,7 @@ defmodule LiveCov.Prune do
   defp live_counts([]), do: %{}
 
   defp live_counts(infos) do
-    table = Counter.backend().snapshot()
+    table = Counter.snapshot()
     nodes = LiveCov.Nodes
 
     remote =
@@ -401,7 +401,7 @@ defmodule LiveCov.Prune do
         lost = Enum.filter(zeros, &MapSet.member?(info.pruned, &1)),
         lost != [] do
       lost = MapSet.new(lost)
-      Table.add(info.slot, for(i <- 0..(ModuleInfo.size(info) - 1)//1, do: one_if(i in lost)))
+      Counter.add(info.slot, for(i <- 0..(ModuleInfo.size(info) - 1)//1, do: one_if(i in lost)))
     end
 
     :ok

@@ -12,13 +12,14 @@ defmodule LiveCov.Session do
     # Options are checked once, for the whole call, before any target is looked at.
     with :ok <- Pipeline.check_options(opts),
          {:ok, mode, prune_opts} <- mode_opts(opts),
+         {:ok, backend} <- LiveCov.Counter.resolve(opts[:backend], mode),
          {:ok, targets, skipped, apps} <- resolve(List.wrap(target), {[], [], []}) do
       nodes = start_nodes(opts)
 
       {ok, failed} =
         targets
         |> Pipeline.instrument(
-          [mode: mode] ++ Keyword.take(opts, [:optimize, :cache, :cache_dir])
+          [mode: mode, backend: backend] ++ Keyword.take(opts, [:optimize, :cache, :cache_dir])
         )
         |> Enum.reduce({[], []}, fn
           {:ok, m}, {ok, failed} -> {[m | ok], failed}
@@ -30,7 +31,8 @@ defmodule LiveCov.Session do
       %{
         instrumented: Enum.reverse(ok),
         skipped: skipped ++ Enum.reverse(failed),
-        applications: apps
+        applications: apps,
+        backend: backend
       }
       |> put_nodes(nodes)
     end
@@ -114,6 +116,21 @@ defmodule LiveCov.Session do
   defp put_nodes(summary, {_started, failed}) do
     errors = for {n, {kind, message}} <- failed, do: %{node: n, kind: kind, message: message}
     Map.merge(summary, %{nodes: LiveCov.Nodes.which_nodes(), node_errors: errors})
+  end
+
+  @doc "See `LiveCov.status/0`."
+  def status do
+    %{
+      backend: Instrumented.backend(),
+      default_backend: elem(LiveCov.Counter.resolve(), 1),
+      runtime: %{
+        otp_release: LiveCov.Runtime.otp_release(),
+        elixir: System.version(),
+        native_coverage: LiveCov.Runtime.native_coverage?()
+      },
+      modules: length(Instrumented.modules()),
+      harvest: LiveCov.Counter.Harvester.report()
+    }
   end
 
   @doc "See `LiveCov.stop/0`."

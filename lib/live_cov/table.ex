@@ -1,42 +1,25 @@
 defmodule LiveCov.Table do
   @moduledoc false
-  # The native counter table: one slot per instrumented module, one counter per bump site.
+  # The NIF's counter table: one slot per instrumented module, one counter per bump site.
+  # Read it through `LiveCov.Counter`, which first harvests the slots that the runtime's line
+  # counters feed (the `:native` backend).
   #
-  # Instrumented code bumps counters with `LiveCov.Native.bump(slot, index)` (literal integers
-  # baked into the code). Each bump is one relaxed atomic add on the calling scheduler's shard;
+  # Code instrumented for the `:nif` backend bumps counters with `LiveCov.Native.bump(slot,
+  # index)` (literal integers baked into the code). Each bump is one relaxed atomic add on the calling scheduler's shard;
   # reads sum the shards. Counts travel as packed little-endian u64 binaries.
   #
   # Slot ids are dense and never reused within a VM, so code still running an old instrumented
   # version of a module only ever bumps its own, retired slot.
-
-  @behaviour LiveCov.Counter
 
   alias LiveCov.Native
 
   @type slot :: non_neg_integer()
   @type error :: {:error, {atom(), String.t()}}
 
-  @doc """
-  The call instrumented code makes: `LiveCov.Native.bump(slot, index)`, both literal small
-  integers (one relaxed atomic add on the calling scheduler's shard).
-  """
-  @impl LiveCov.Counter
-  @spec bump_expr(slot, non_neg_integer) :: tuple
-  def bump_expr(slot, index), do: bump_call(Native, slot, index)
-
-  @doc false
-  # The same call to `module.bump/2` (tests count with a module of their own).
-  def bump_call(module, slot, index) do
-    a = :erl_anno.new(0)
-    fun = {:remote, a, {:atom, a, module}, {:atom, a, :bump}}
-    {:call, a, fun, [{:integer, a, slot}, {:integer, a, index}]}
-  end
-
   @doc "True when the NIF library is loaded."
   @spec loaded?() :: boolean()
   def loaded?, do: Native.load_error() == nil
 
-  @impl LiveCov.Counter
   @doc "Explains why the NIF is not loaded, or `:ok`."
   @spec check() :: :ok | error
   def check do
@@ -52,7 +35,6 @@ defmodule LiveCov.Table do
     end
   end
 
-  @impl LiveCov.Counter
   @doc "Registers a fresh slot with `nsites` zeroed counters."
   @spec register(non_neg_integer()) :: {:ok, slot} | error
   def register(nsites), do: Native.register(nsites)
@@ -79,12 +61,10 @@ defmodule LiveCov.Table do
   @spec register_from(non_neg_integer(), non_neg_integer()) :: {:ok, slot} | error
   def register_from(min, nsites), do: Native.register_from(min, nsites)
 
-  @impl LiveCov.Counter
   @doc "Unlinks a slot; its memory is freed after a grace period."
   @spec unregister(slot) :: :ok | error
   def unregister(slot), do: Native.unregister(slot)
 
-  @impl LiveCov.Counter
   @doc "The counts of a slot as a list, in site order."
   @spec read(slot) :: {:ok, [non_neg_integer()]} | error
   def read(slot), do: with({:ok, bin} <- Native.read(slot), do: {:ok, decode(bin)})
@@ -93,18 +73,15 @@ defmodule LiveCov.Table do
   @spec read_binary(slot) :: {:ok, binary} | error
   def read_binary(slot), do: Native.read(slot)
 
-  @impl LiveCov.Counter
   @doc "Reads and zeroes a slot in one step: no concurrent bump is lost or counted twice."
   @spec take(slot) :: {:ok, [non_neg_integer()]} | error
   def take(slot), do: with({:ok, bin} <- Native.take(slot), do: {:ok, decode(bin)})
 
-  @impl LiveCov.Counter
   @doc "Adds counts (a list or a packed binary) to a slot."
   @spec add(slot, [non_neg_integer()] | binary) :: :ok | error
   def add(slot, counts) when is_list(counts), do: Native.add(slot, encode(counts))
   def add(slot, counts) when is_binary(counts), do: Native.add(slot, counts)
 
-  @impl LiveCov.Counter
   @doc "Zeroes one slot."
   @spec reset(slot) :: :ok | error
   def reset(slot), do: Native.reset(slot)
@@ -113,7 +90,6 @@ defmodule LiveCov.Table do
   @spec reset_all() :: :ok
   def reset_all, do: Native.reset_all()
 
-  @impl LiveCov.Counter
   @doc """
   Every live slot's counts: `%{slot => packed_counts}`. With `take: true` the counters are
   zeroed as they are read (exact under concurrent bumps). Large tables are read on a dirty

@@ -4,7 +4,7 @@ defmodule LiveCov.AgentSecurityTest do
   # be exactly what they were.
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Agent, Instrumented, Table}
+  alias LiveCov.{Agent, Counter, Instrumented}
   alias LiveCov.Test.{FixtureBuild, HTTP}
 
   @token "security-test-token-abcdef0123456789"
@@ -39,7 +39,7 @@ defmodule LiveCov.AgentSecurityTest do
   # Instrumented modules, their slots and their counts.
   defp fingerprint do
     for info <- Instrumented.modules() do
-      {:ok, counts} = Table.read(info.slot)
+      {:ok, counts} = Counter.read(info.slot)
       {info.module, info.slot, counts}
     end
   end

@@ -206,7 +206,10 @@ defmodule LiveCov.AgentTest do
       assert Enum.sort(LiveCov.modules()) == [:agent_app_calc, :agent_app_text]
 
       assert :odd = apply(:agent_app_calc, :classify, [3])
-      assert {:ok, counts} = LiveCov.Table.read(LiveCov.Instrumented.lookup(:agent_app_calc).slot)
+
+      assert {:ok, counts} =
+               LiveCov.Counter.read(LiveCov.Instrumented.lookup(:agent_app_calc).slot)
+
       assert Enum.sum(counts) > 0
 
       assert {200, _, body} = http(url, :post, "/stop", body: ~s({"application":"agent_app"}))
@@ -409,7 +412,7 @@ defmodule LiveCov.AgentTest do
 
     test "GET /snapshot is the LiveCov.Snapshot encoding of the counters", %{url: url} do
       slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
-      {:ok, before} = LiveCov.Table.read(slot)
+      {:ok, before} = LiveCov.Counter.read(slot)
 
       assert {200, headers, data} = http(url, :get, "/snapshot")
       assert headers["content-type"] == "application/octet-stream"
@@ -419,19 +422,19 @@ defmodule LiveCov.AgentTest do
       assert LiveCov.Snapshot.modules(snap) == [:agent_app_calc, :agent_app_text]
       assert LiveCov.Snapshot.counts(snap, :agent_app_calc, loaded: MapSet.new()) == before
       # A plain snapshot resets nothing.
-      assert LiveCov.Table.read(slot) == {:ok, before}
+      assert LiveCov.Counter.read(slot) == {:ok, before}
     end
 
     test "GET /snapshot?reset=true dumps and resets in one step", %{url: url} do
       slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
-      {:ok, before} = LiveCov.Table.read(slot)
+      {:ok, before} = LiveCov.Counter.read(slot)
       assert Enum.sum(before) > 0
 
       assert {200, headers, data} = http(url, :get, "/snapshot?reset=true")
       assert headers["x-live-cov-reset"] == "true"
       {:ok, snap} = LiveCov.Snapshot.decode(data)
       assert LiveCov.Snapshot.counts(snap, :agent_app_calc, loaded: MapSet.new()) == before
-      {:ok, after_reset} = LiveCov.Table.read(slot)
+      {:ok, after_reset} = LiveCov.Counter.read(slot)
       assert Enum.all?(after_reset, &(&1 == 0))
 
       assert {400, _, body} = http(url, :get, "/snapshot?reset=maybe")
@@ -441,7 +444,7 @@ defmodule LiveCov.AgentTest do
     test "GET /snapshot?reset=true&key=K: a retry with the same key gets the same dump",
          %{url: url} do
       slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
-      {:ok, before} = LiveCov.Table.read(slot)
+      {:ok, before} = LiveCov.Counter.read(slot)
       assert Enum.sum(before) > 0
       key = "agent-test-#{System.unique_integer([:positive])}"
 
@@ -452,7 +455,7 @@ defmodule LiveCov.AgentTest do
       assert d1 == d2
       {:ok, snap} = LiveCov.Snapshot.decode(d2)
       assert LiveCov.Snapshot.counts(snap, :agent_app_calc, loaded: MapSet.new()) == before
-      {:ok, after_reset} = LiveCov.Table.read(slot)
+      {:ok, after_reset} = LiveCov.Counter.read(slot)
       assert Enum.all?(after_reset, &(&1 == 0))
 
       for bad <- ["/snapshot?key=#{key}", "/snapshot?reset=true&key=a%20b"] do
@@ -465,7 +468,7 @@ defmodule LiveCov.AgentTest do
       slot = LiveCov.Instrumented.lookup(:agent_app_calc).slot
       assert {200, _, body} = http(url, :post, "/reset")
       assert LiveCov.JSON.decode!(body) == %{"ok" => true}
-      {:ok, counts} = LiveCov.Table.read(slot)
+      {:ok, counts} = LiveCov.Counter.read(slot)
       assert Enum.all?(counts, &(&1 == 0))
     end
 
@@ -473,7 +476,7 @@ defmodule LiveCov.AgentTest do
       assert {200, headers, text} = http(url, :get, "/metrics")
       assert headers["content-type"] =~ "version=0.0.4"
       info = LiveCov.Instrumented.lookup(:agent_app_calc)
-      {:ok, counts} = LiveCov.Table.read(info.slot)
+      {:ok, counts} = LiveCov.Counter.read(info.slot)
       hit = Enum.count(counts, &(&1 > 0))
 
       assert text =~

@@ -2,7 +2,7 @@ defmodule LiveCov.CacheTest do
   use ExUnit.Case, async: false
   import Bitwise
 
-  alias LiveCov.{Cache, Instrumented, ModuleInfo, Pipeline, Table}
+  alias LiveCov.{Cache, Counter, Instrumented, ModuleInfo, Pipeline, Table}
   alias LiveCov.Instrument.{Forms, Rewrite}
 
   @moduletag :tmp_dir
@@ -300,8 +300,8 @@ defmodule LiveCov.CacheTest do
       assert %{errors: 1, stores: 1, hits: 0} = delta(before)
       info = Instrumented.lookup(:lc_cache_fx_a)
       assert info.slot != planted.slot
-      assert {:ok, _} = LiveCov.Table.read(info.slot)
-      assert LiveCov.Table.read(planted.slot) |> elem(0) == :error
+      assert {:ok, _} = LiveCov.Counter.read(info.slot)
+      assert LiveCov.Counter.read(planted.slot) |> elem(0) == :error
       assert apply(:lc_cache_fx_a, :g, [[1]]) == [2]
     end
 
@@ -435,7 +435,7 @@ defmodule LiveCov.CacheTest do
       far = a + 5000
       assert {:ok, ^far} = Table.claim(far, 2)
       LiveCov.Native.bump(far, 1)
-      assert Table.read(far) == {:ok, [0, 1]}
+      assert Counter.read(far) == {:ok, [0, 1]}
       assert {:error, {:slot_taken, _}} = Table.claim(far, 2)
       :ok = Table.unregister(far)
       assert {:error, {:slot_taken, _}} = Table.claim(far, 2)

@@ -153,7 +153,7 @@ defmodule LiveCov.InstrumentTest do
     test "bumps are remote calls LiveCov.Native.bump(slot, index) by default" do
       a = :erl_anno.new(0)
 
-      assert Instrument.bump_expr(3, 9) ==
+      assert Instrument.site_fun(3).(9, 4) ==
                {:call, a, {:remote, a, {:atom, a, LiveCov.Native}, {:atom, a, :bump}},
                 [{:integer, a, 3}, {:integer, a, 9}]}
 

@@ -5,7 +5,7 @@ defmodule LiveCov.Agent.MetricsTest do
   use ExUnit.Case, async: false
 
   alias LiveCov.Agent.Metrics
-  alias LiveCov.{Instrumented, Table}
+  alias LiveCov.{Counter, Instrumented}
   alias LiveCov.Test.FixtureBuild
 
   @token "metrics-test-token-0123456789"
@@ -94,7 +94,7 @@ defmodule LiveCov.Agent.MetricsTest do
 
       for mod <- [:agent_app_calc, :agent_app_text] do
         info = Instrumented.lookup(mod)
-        {:ok, counts} = Table.read(info.slot)
+        {:ok, counts} = Counter.read(info.slot)
         row = rows[Atom.to_string(mod)]
         assert row.application == "agent_app"
         assert row.sites == LiveCov.ModuleInfo.size(info)

@@ -1,7 +1,7 @@
 defmodule LiveCov.PipelineTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Instrumented, Pipeline, Table}
+  alias LiveCov.{Counter, Instrumented, Pipeline, Table}
   alias LiveCov.Test.FixtureBuild
 
   setup_all do
@@ -19,7 +19,7 @@ defmodule LiveCov.PipelineTest do
     assert [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
     first = Instrumented.lookup(:core_loop)
     3 = apply(:core_loop, :add, [1, 2])
-    assert {:ok, counts} = Table.read(first.slot)
+    assert {:ok, counts} = Counter.read(first.slot)
     assert Enum.sum(counts) == 1
 
     assert [{:ok, :core_loop}] = Pipeline.instrument([:core_loop])
@@ -27,9 +27,9 @@ defmodule LiveCov.PipelineTest do
     assert second.slot != first.slot
     assert second.md5 == first.md5
     assert LiveCov.ModuleInfo.sites(second) == LiveCov.ModuleInfo.sites(first)
-    assert {:ok, fresh} = Table.read(second.slot)
+    assert {:ok, fresh} = Counter.read(second.slot)
     assert Enum.sum(fresh) == 0
-    assert {:error, {:unknown_slot, _}} = Table.read(first.slot)
+    assert {:error, {:unknown_slot, _}} = Counter.read(first.slot)
   end
 
   test "an unknown compile profile is refused for every target, before anything is compiled" do

@@ -1,7 +1,7 @@
 defmodule LiveCov.SnapshotTest do
   use ExUnit.Case, async: false
 
-  alias LiveCov.{Imported, Snapshot, Table}
+  alias LiveCov.{Counter, Imported, Snapshot}
   alias LiveCov.Test.FixtureBuild
 
   import LiveCov.Test.FixtureBuild, only: [snapshot_fixtures: 1]
@@ -39,13 +39,14 @@ defmodule LiveCov.SnapshotTest do
       assert labels == %{
                "run" => "17",
                "service" => "api",
-               "live_cov_boot" => LiveCov.Capture.boot_id()
+               "live_cov_boot" => LiveCov.Capture.boot_id(),
+               "backend" => Atom.to_string(elem(LiveCov.Counter.resolve(), 1))
              }
 
       assert Snapshot.modules(snap) == [:snap_fx, :snap_fx2]
 
       info = LiveCov.Instrumented.lookup(:snap_fx)
-      assert Snapshot.counts(snap, :snap_fx) == Table.read(info.slot) |> elem(1)
+      assert Snapshot.counts(snap, :snap_fx) == Counter.read(info.slot) |> elem(1)
       [meta] = for {_, %{module: :snap_fx} = m} <- snap.metas, do: m
       assert meta.sites == LiveCov.ModuleInfo.sites(info)
       assert meta.md5 == info.md5

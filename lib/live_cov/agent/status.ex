@@ -4,10 +4,12 @@ defmodule LiveCov.Agent.Status do
   #
   #     %{
   #       node: "app@host", mode: "counts",            # "counts" | "coverage" | "mixed" | "idle"
+  #       backend: "native",                           # "native" | "nif" | "mixed" | "none"
+  #       harvest: %{harvests: 40, last_ms: 0.2, reset_elsewhere: %{}, lost: %{}},
   #       applications: [%{name: "my_app", version: "1.2.0", modules: ["Elixir.MyApp.Calc"],
   #                        modules_total: 12}],
   #       modules: [%{module: "Elixir.MyApp.Calc", application: "my_app", md5: "9f0c...",
-  #                   sites: 42, mode: "counts", source: "/build/lib/my_app/calc.ex",
+  #                   sites: 42, mode: "counts", backend: "native", source: "/build/lib/my_app/calc.ex",
   #                   instrumented_at: 1_700_000_000_000}],
   #       git_commit: "3f2a9c1" | nil, git_commit_source: "config" | "/srv/app/VERSION" | nil,
   #       agent_version: "0.1.0", otp_release: "25", elixir_version: "1.14.0",
@@ -25,12 +27,15 @@ defmodule LiveCov.Agent.Status do
   @spec build() :: map
   def build do
     infos = Instrumented.modules()
+    status = LiveCov.status()
     owners = owners(Enum.map(infos, & &1.module))
     {commit, source} = git_commit()
 
     %{
       node: Atom.to_string(node()),
       mode: mode(infos),
+      backend: Atom.to_string(status.backend),
+      harvest: harvest(status.harvest),
       applications: applications(infos, owners),
       modules:
         Enum.map(infos, fn info ->
@@ -40,6 +45,7 @@ defmodule LiveCov.Agent.Status do
             md5: hex(info.md5),
             sites: LiveCov.ModuleInfo.size(info),
             mode: Atom.to_string(info.mode),
+            backend: Atom.to_string(info.backend),
             source: info.source && to_string(info.source),
             instrumented_at: info.instrumented_at
           }
@@ -53,6 +59,15 @@ defmodule LiveCov.Agent.Status do
         Map.new(Application.loaded_applications(), fn {app, _, vsn} ->
           {Atom.to_string(app), List.to_string(vsn)}
         end)
+    }
+  end
+
+  defp harvest(report) do
+    %{
+      harvests: report.harvests,
+      last_ms: report.last_ms,
+      reset_elsewhere: Map.new(report.reset_elsewhere, fn {m, n} -> {Atom.to_string(m), n} end),
+      lost: Map.new(report.lost, fn {m, why} -> {Atom.to_string(m), why} end)
     }
   end
 

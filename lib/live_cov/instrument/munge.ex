@@ -105,12 +105,21 @@ defmodule LiveCov.Instrument.Munge do
 
   @doc """
   Replaces every `{:BUMP, anno, index}` placeholder in `munged_forms` by
-  `fun.(index)`, which must return an abstract expression. Attributes are
+  `fun.(index)` or `fun.(index, line)`, which must return an abstract expression. Attributes are
   left untouched.
   """
-  @spec patch([form()], (non_neg_integer() -> tuple())) :: [form()]
+  @spec patch(
+          [form()],
+          (non_neg_integer() -> tuple()) | (non_neg_integer(), integer() -> tuple())
+        ) ::
+          [form()]
   def patch(munged_forms, fun) when is_function(fun, 1),
-    do: LiveCov.Instrument.Walk.replace_markers(munged_forms, :BUMP, fn _anno, i -> fun.(i) end)
+    do: patch(munged_forms, fn index, _line -> fun.(index) end)
+
+  def patch(munged_forms, fun) when is_function(fun, 2),
+    do: LiveCov.Instrument.Walk.replace_markers(munged_forms, :BUMP, &fun.(&2, line_of(&1)))
+
+  defp line_of(anno), do: :erl_anno.line(anno)
 
   @doc "The main source file: the file named by the first `-file` attribute."
   @spec main_file([form()]) :: {:ok, charlist()} | :error

@@ -10,7 +10,7 @@ defmodule LiveCov.Instrument.Recipe do
   @doc "The recipe of `forms` rewritten as `munged`, compiled with `opts[:optimize]`."
   @spec encode(Forms.t(), [tuple], keyword) :: binary
   def encode(%Forms{} = forms, munged, opts \\ []) do
-    compile_opts = Keyword.take(opts, [:optimize])
+    compile_opts = Keyword.take(opts, [:optimize, :backend])
 
     :erlang.term_to_binary({%{forms | forms: [], binary: nil}, munged, compile_opts}, [
       :compressed

@@ -12,10 +12,10 @@ defmodule LiveCov.Nodes.Remote do
   # node refuses the main-node-only calls of `LiveCov` and `LiveCov.Cover`.
   use GenServer
 
-  alias LiveCov.{Instrument, Table}
+  alias LiveCov.{Counter, Instrument, Table}
 
   # Bumped when the messages between the main node and this process change.
-  @protocol 1
+  @protocol 2
   @main_key {:live_cov, :main_node}
 
   @doc false
@@ -116,7 +116,7 @@ defmodule LiveCov.Nodes.Remote do
     counts =
       Map.new(slots, fn {module, slot} ->
         with %{slot: ^slot} <- state.modules[module],
-             {:ok, bin} <- Table.read_binary(slot) do
+             {:ok, bin} <- Counter.read_binary(slot) do
           {module, bin}
         else
           _ -> {module, :missing}
@@ -154,10 +154,18 @@ defmodule LiveCov.Nodes.Remote do
         {{module, :kept}, state}
 
       kept? ->
-        # Same counters, but the code was replaced here (e.g. reloaded): instrument it again.
+        # Same counters, but the code was replaced here (e.g. reloaded, or a prune swap):
+        # load this version.
+        :ok = Counter.detach(slot)
+
         case Instrument.load(module, entry.binary, filename(old, entry)) do
-          :ok -> {{module, :kept}, state}
-          error -> {{module, error}, state}
+          :ok ->
+            :ok = Counter.attach(slot, module, backend(entry))
+            {{module, :kept}, state}
+
+          error ->
+            _ = Counter.attach(slot, module, backend(entry), :now)
+            {{module, error}, state}
         end
 
       true ->
@@ -169,13 +177,16 @@ defmodule LiveCov.Nodes.Remote do
     original = if old, do: old.original, else: original_code(module)
     record = %{slot: slot, original: original}
 
-    with {:ok, _} <- Table.register_at(slot, n),
-         :ok <- Instrument.load(module, entry.binary, filename(record, entry)) do
-      if old && old.slot != slot, do: Table.unregister(old.slot)
+    if old, do: Counter.detach(old.slot)
+
+    with {:ok, _} <- Counter.register_at(slot, n),
+         :ok <- Instrument.load(module, entry.binary, filename(record, entry)),
+         :ok <- Counter.attach(slot, module, backend(entry)) do
+      if old && old.slot != slot, do: Counter.unregister(old.slot)
       {{module, :fresh}, put_in(state.modules[module], record)}
     else
       error ->
-        if !old || old.slot != slot, do: Table.unregister(slot)
+        if !old || old.slot != slot, do: Counter.unregister(slot)
         {{module, error}, state}
     end
   end
@@ -188,8 +199,9 @@ defmodule LiveCov.Nodes.Remote do
           state
 
         {record, rest} ->
+          :ok = Counter.detach(record.slot)
           restore(module, record.original)
-          _ = Table.unregister(record.slot)
+          _ = Counter.unregister(record.slot)
           %{state | modules: rest}
       end
     end)
@@ -209,7 +221,7 @@ defmodule LiveCov.Nodes.Remote do
     modules = if which == :all, do: Map.keys(state.modules), else: which
 
     for module <- modules, %{slot: slot} <- [state.modules[module]] do
-      Table.reset(slot)
+      Counter.reset(slot)
     end
 
     state
@@ -222,11 +234,13 @@ defmodule LiveCov.Nodes.Remote do
     end
   end
 
+  defp backend(entry), do: Map.get(entry, :backend, :nif)
+
   defp filename(%{original: {_, file}}, _entry), do: file
   defp filename(_, entry), do: entry.beam_path
 
   defp slot_size(slot) do
-    case Table.read_binary(slot) do
+    case Counter.read_binary(slot) do
       {:ok, bin} -> div(byte_size(bin), 8)
       _ -> nil
     end

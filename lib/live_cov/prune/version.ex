@@ -22,14 +22,16 @@ defmodule LiveCov.Prune.Version do
         slot = info.slot
         anno = :erl_anno.new(0)
 
+        site = Instrument.site_fun(slot, compile_opts)
+
         patched =
-          Munge.patch(munged, fn index ->
+          Munge.patch(munged, fn index, line ->
             # A literal in a body is dropped by the compiler; it is valid in every place a
             # placeholder can be (before an expression, in `V = Last, Bump, V`, in the
             # `begin Bump, true end` filter of a comprehension).
             if MapSet.member?(pruned, index),
               do: {:atom, anno, :ok},
-              else: Instrument.bump_expr(slot, index)
+              else: site.(index, line)
           end)
 
         Instrument.compile(forms, patched, slot, compile_opts)
@@ -52,7 +54,7 @@ defmodule LiveCov.Prune.Version do
     with {:ok, forms} <- Forms.from_binary(original, info.beam_path),
          {:ok, munged, sites, _clauses} <- Rewrite.transform(forms.forms, forms.module) do
       if sites == ModuleInfo.site_list(info),
-        do: {:ok, forms, munged, []},
+        do: {:ok, forms, munged, [backend: info.backend]},
         else:
           {:error,
            {:sites_changed,

@@ -16,6 +16,14 @@ pub enum Error {
         expected: usize,
         got: usize,
     },
+    /// A runtime line counter id that is not one of the slot's sites.
+    BadCoverId {
+        slot: usize,
+        id: u64,
+        nsites: usize,
+    },
+    /// A slot that is not fed by the runtime's line counters.
+    NotNative(usize),
     /// Snapshot data or encoder input that is wrong (see [`SnapshotError`]).
     Snapshot(SnapshotError),
     /// A text that is not JSON.
@@ -39,6 +47,8 @@ impl Error {
             Error::TableFull(_) => "table_full",
             Error::TooManySites(..) => "too_many_sites",
             Error::BadCounts { .. } => "bad_counts",
+            Error::BadCoverId { .. } => "bad_cover_id",
+            Error::NotNative(_) => "not_native",
             Error::Snapshot(e) => e.kind(),
             Error::InvalidJson(_) => "invalid_json",
             Error::Unencodable(_) => "unencodable",
@@ -65,6 +75,14 @@ impl fmt::Display for Error {
             Error::BadCounts { slot, expected, got } => write!(
                 f,
                 "slot {slot} has {expected} counters but {got} counts were given: the data belongs to another build of the module"
+            ),
+            Error::BadCoverId { slot, id, nsites } => write!(
+                f,
+                "the runtime reports line counter {id} for slot {slot}, which has {nsites} sites: the loaded code is not the build LiveCov instrumented (reloaded by somebody else?); instrument the module again"
+            ),
+            Error::NotNative(s) => write!(
+                f,
+                "counter slot {s} is not fed by the runtime's line counters (it was instrumented with backend: :nif)"
             ),
             Error::Snapshot(e) => e.fmt(f),
             Error::InvalidJson(detail) => write!(f, "invalid JSON: {detail}"),

@@ -11,6 +11,7 @@
 //! A retired slot's memory is kept for a grace period before it is freed, because a bump or a
 //! read that loaded the pointer just before it was retired may still be using it.
 
+use crate::baseline::{Baseline, Harvest};
 use crate::error::Error;
 use parking_lot::Mutex;
 use std::cell::Cell;
@@ -30,10 +31,20 @@ pub const MAX_SHARDS: usize = 64;
 /// How long retired slot memory is kept before it is freed.
 const GRACE: Duration = Duration::from_secs(10);
 
+/// The code whose line counters feed a slot: its module and the md5 of the version LiveCov
+/// loaded (a harvest checks the loaded code is still that one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NativeSource {
+    pub module: String,
+    pub md5: Vec<u8>,
+}
+
 pub struct Slot {
     nsites: usize,
     nshards: usize,
     counts: Box<[AtomicU64]>,
+    /// For a slot fed by the runtime's line counters: where they come from, what they read last.
+    native: Mutex<Option<(NativeSource, Baseline)>>,
 }
 
 impl Slot {
@@ -43,7 +54,48 @@ impl Slot {
             nsites,
             nshards,
             counts,
+            native: Mutex::new(None),
         }
+    }
+
+    /// Feeds this slot from `module`'s runtime line counters, whose values are `seen` now
+    /// (`[]` for freshly loaded code: they start at zero). Called again after each reload.
+    pub fn attach_native(
+        &self,
+        id: usize,
+        source: NativeSource,
+        seen: &[(u64, u64)],
+    ) -> Result<(), Error> {
+        let mut baseline = Baseline::new(self.nsites);
+        baseline.apply(seen, id)?;
+        *self.native.lock() = Some((source, baseline));
+        Ok(())
+    }
+
+    /// Stops feeding this slot (before the module's code is replaced or restored).
+    pub fn detach_native(&self) {
+        *self.native.lock() = None;
+    }
+
+    /// The code whose line counters feed this slot, if any.
+    pub fn native_source(&self) -> Option<NativeSource> {
+        self.native.lock().as_ref().map(|(src, _)| src.clone())
+    }
+
+    /// Adds the runtime counters' growth since the last harvest (`{cover_id, count}` pairs,
+    /// see [`Baseline::apply`]) to shard 0. `id` is this slot's id, for the error message.
+    pub fn harvest(&self, id: usize, pairs: &[(u64, u64)]) -> Result<Harvest, Error> {
+        let mut native = self.native.lock();
+        let Some((_, baseline)) = native.as_mut() else {
+            return Err(Error::NotNative(id));
+        };
+        let (deltas, outcome) = baseline.apply(pairs, id)?;
+        for (c, d) in self.counts[..self.nsites].iter().zip(deltas) {
+            if d > 0 {
+                c.fetch_add(d, Ordering::Relaxed);
+            }
+        }
+        Ok(outcome)
     }
 
     pub fn nsites(&self) -> usize {
@@ -258,6 +310,17 @@ impl Table {
                 f(id, unsafe { &*p });
             }
         }
+    }
+
+    /// Every live slot fed by runtime line counters, with its source, in id order.
+    pub fn native_slots(&self) -> Vec<(usize, NativeSource)> {
+        let mut out = Vec::new();
+        self.for_each_slot(|id, s| {
+            if let Some(src) = s.native_source() {
+                out.push((id, src));
+            }
+        });
+        out
     }
 
     /// Allocate a fresh slot with `nsites` zeroed counters.

@@ -5,7 +5,7 @@
 
 use crate::error::NifError;
 use live_cov_core::error::Error;
-use live_cov_core::table::{Slot, TABLE};
+use live_cov_core::table::{NativeSource, Slot, TABLE};
 use rustler::{Binary, Encoder, Env, NewBinary, NifResult, Term};
 
 /// Above this many counters a whole-table snapshot should run on a dirty scheduler.
@@ -181,4 +181,46 @@ fn info(env: Env) -> NifResult<Term> {
 #[rustler::nif]
 fn debug_panic(message: String) -> rustler::Atom {
     panic!("{message}")
+}
+
+/// Feeds `slot` from the line counters of `module`'s loaded version `md5`, whose values are
+/// `seen` now.
+#[rustler::nif]
+fn native_attach<'a>(
+    env: Env<'a>,
+    slot: usize,
+    module: String,
+    md5: Binary<'a>,
+    seen: Vec<(u64, u64)>,
+) -> Term<'a> {
+    let source = NativeSource {
+        module,
+        md5: md5.as_slice().to_vec(),
+    };
+    let result = TABLE.with_slot(slot, |s| s.attach_native(slot, source, &seen));
+    ok_or_error(env, result.and_then(|r| r))
+}
+
+/// Stops feeding `slot` from runtime line counters.
+#[rustler::nif]
+fn native_detach(env: Env, slot: usize) -> Term {
+    ok_or_error(env, TABLE.with_slot(slot, |s| s.detach_native()))
+}
+
+/// `[{slot, module_name, md5}]` for every slot fed by runtime line counters.
+#[rustler::nif]
+fn native_slots(env: Env) -> Vec<(usize, String, Binary)> {
+    TABLE
+        .native_slots()
+        .into_iter()
+        .map(|(id, src)| (id, src.module, NewBinary::from_slice(env, &src.md5).into()))
+        .collect()
+}
+
+/// Moves the growth of the runtime counters (`code:get_coverage(cover_id_line, M)`'s
+/// `[{cover_id, count}]`) into `slot`: `{:ok, {added, went_back}}`.
+#[rustler::nif]
+fn native_harvest(slot: usize, pairs: Vec<(u64, u64)>) -> Result<(u64, u64), NifError> {
+    let h = TABLE.with_slot(slot, |s| s.harvest(slot, &pairs))??;
+    Ok((h.added, h.went_back))
 }

@@ -168,3 +168,62 @@ fn concurrent_claims_of_one_id_have_one_winner() {
     let wins = hs.into_iter().map(|h| h.join().unwrap());
     assert_eq!(wins.filter(|w| *w).count(), 1);
 }
+
+fn src() -> NativeSource {
+    NativeSource {
+        module: "Elixir.M".to_string(),
+        md5: vec![1, 2, 3],
+    }
+}
+
+#[test]
+fn native_slots_take_deltas_and_keep_their_table_semantics() {
+    let s = TABLE.register(2).unwrap();
+    assert!(matches!(
+        TABLE.with_slot(s, |x| x.harvest(s, &[(1, 1)])).unwrap(),
+        Err(Error::NotNative(_))
+    ));
+    TABLE
+        .with_slot(s, |x| x.attach_native(s, src(), &[]))
+        .unwrap()
+        .unwrap();
+    assert!(TABLE.native_slots().contains(&(s, src())));
+    let h = TABLE
+        .with_slot(s, |x| x.harvest(s, &[(1, 3), (2, 1)]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.added, 4);
+    TABLE.bump(s, 0);
+    assert_eq!(read(s), vec![4, 1]);
+    let mut taken = Vec::new();
+    TABLE.with_slot(s, |x| x.take_into(&mut taken)).unwrap();
+    assert_eq!(taken, vec![4, 1]);
+    // The runtime's counters are never reset: only their growth comes in.
+    TABLE
+        .with_slot(s, |x| x.harvest(s, &[(1, 5), (2, 1)]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(s), vec![2, 0]);
+    // A reload starts the runtime's counters afresh.
+    TABLE
+        .with_slot(s, |x| x.attach_native(s, src(), &[]))
+        .unwrap()
+        .unwrap();
+    TABLE
+        .with_slot(s, |x| x.harvest(s, &[(1, 1)]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(s), vec![3, 0]);
+    // A failed reload: the old code goes on from the values it has now.
+    TABLE
+        .with_slot(s, |x| x.attach_native(s, src(), &[(1, 7)]))
+        .unwrap()
+        .unwrap();
+    TABLE
+        .with_slot(s, |x| x.harvest(s, &[(1, 8)]))
+        .unwrap()
+        .unwrap();
+    assert_eq!(read(s), vec![4, 0]);
+    TABLE.with_slot(s, |x| x.detach_native()).unwrap();
+    assert!(!TABLE.native_slots().iter().any(|(id, _)| *id == s));
+}
