@@ -42,7 +42,8 @@ defmodule LiveCov.Bench.HotPath do
     plain: "uninstrumented twin (absolute ns per line)",
     cover_default: "`:cover` default",
     cover_local_only: "`:cover` local_only",
-    live_cov: "**LiveCov raw bump**",
+    live_cov: "**LiveCov default**",
+    live_cov_nif: "LiveCov `backend: :nif` (raw NIF bump)",
     live_cov_rustler: "LiveCov via rustler `#[nif]`",
     live_cov_floor: "NIF call floor (LiveCov bump, unregistered slot)"
   }
@@ -306,7 +307,15 @@ defmodule LiveCov.Bench.HotPath do
       "Each tool in its own BEAM with `+S #{opts.schedulers} +sbwt none +sbwtdcpu none +sbwtdio none`."
   end
 
-  @rows [:plain, :cover_default, :cover_local_only, :live_cov, :live_cov_rustler, :live_cov_floor]
+  @rows [
+    :plain,
+    :cover_default,
+    :cover_local_only,
+    :live_cov,
+    :live_cov_nif,
+    :live_cov_rustler,
+    :live_cov_floor
+  ]
 
   # %{variant => %{one: ns, all: ns}} for one clock, plus :plain (the twin's absolute time
   # per executed line, median over the children).
@@ -352,6 +361,9 @@ defmodule LiveCov.Bench.HotPath do
     lines =
       for variant <- @rows do
         case rows[variant] do
+          nil when variant == :live_cov_nif ->
+            "| #{@labels[variant]} | = default here | | | |"
+
           nil ->
             "| #{@labels[variant]} | failed | failed | | |"
 
@@ -361,11 +373,19 @@ defmodule LiveCov.Bench.HotPath do
                 do: "— | —",
                 else: "#{ratio(rows[variant], base)} | #{ratio(rows[variant], local)}"
 
-            "| #{@labels[variant]} | #{ns(one)} | #{ns(all)} | #{ratios} |"
+            "| #{label(variant)} | #{ns(one)} | #{ns(all)} | #{ratios} |"
         end
       end
 
     header <> Enum.join(lines, "\n") <> "\n"
+  end
+
+  defp label(:live_cov), do: "**LiveCov default (`backend: :#{default_backend()}`)**"
+  defp label(variant), do: @labels[variant]
+
+  defp default_backend do
+    {:ok, name} = LiveCov.Counter.resolve()
+    name
   end
 
   defp ratio(_row, nil), do: "n/a"
@@ -374,9 +394,16 @@ defmodule LiveCov.Bench.HotPath do
     do: "#{fmt(a1 / b1, 2)} / #{fmt(a2 / b2, 2)}"
 
   defp targets(by_clock) do
+    native = default_backend() == :native
+
     lines =
       for {clock, rows} <- by_clock do
         case {rows[:live_cov], rows[:cover_default], rows[:cover_local_only]} do
+          {%{} = lc, %{} = d, _l} when native ->
+            "* #{clock_name(clock)}: LiveCov / `:cover` default " <>
+              "#{verdict(lc.one / d.one, 1.0)} (1 process), " <>
+              "#{verdict(lc.all / d.all, 1.0)} (per-scheduler processes)"
+
           {%{} = lc, %{} = d, %{} = l} ->
             "* #{clock_name(clock)}: LiveCov / `:cover` default " <>
               "#{verdict(lc.one / d.one, 0.5)} (1 process), " <>
@@ -389,7 +416,9 @@ defmodule LiveCov.Bench.HotPath do
         end
       end
 
-    "Targets: LiveCov ≤ 0.5× `:cover` default and ≤ 1.0× `:cover` local_only.\n\n" <>
+    "Targets: LiveCov's default ≤ 0.5× `:cover` default and ≤ 1.0× `:cover` local_only " <>
+      "where `:cover` calls `counters:add` (OTP 25/26); ≤ 1.0× `:cover` default where both " <>
+      "use the VM's line counters (OTP 27+ with the JIT).\n\n" <>
       Enum.join(lines, "\n") <> "\n"
   end
 
@@ -552,24 +581,32 @@ defmodule LiveCov.Bench.HotPath.Child do
   end
 
   defp setup("live_cov", forms, dir) do
-    load_twins(forms, dir, [@plain, :hot_path_live_cov, :hot_path_rustler, :hot_path_floor])
+    twins = [@plain, :hot_path_live_cov, :hot_path_nif, :hot_path_rustler, :hot_path_floor]
+    load_twins(forms, dir, twins)
     _ = LiveCov.Cover.start()
+    # The default backend (`:auto`: the runtime's line counters where it has them), and the
+    # NIF backend beside it where that is not the default.
     {:ok, :hot_path_live_cov} = LiveCov.Cover.compile_beam(:hot_path_live_cov)
+    native? = LiveCov.Counter.resolve() == {:ok, :native}
+
+    if native?,
+      do: {:ok, :hot_path_nif} = LiveCov.Cover.compile_beam(:hot_path_nif, backend: :nif)
+
     {:ok, rustler_slot, rustler_sites} = instrument_by_hand(:hot_path_rustler, :bump_rustler, nil)
     # An id no module will ever get: bump/2 returns after the slot lookup misses.
     {:ok, _, _} = instrument_by_hand(:hot_path_floor, :bump, Bitwise.bsl(1, 40))
 
     verify = fn
       :live_cov, mod -> verify_live_cov(forms, mod)
+      :live_cov_nif, mod -> verify_live_cov(forms, mod)
       :live_cov_rustler, _mod -> verify_slot(forms, rustler_slot, rustler_sites)
       :live_cov_floor, _mod -> {:ok, "no-op by design (unregistered slot), nothing to count"}
     end
 
-    variants = [
-      live_cov: :hot_path_live_cov,
-      live_cov_rustler: :hot_path_rustler,
-      live_cov_floor: :hot_path_floor
-    ]
+    variants =
+      [live_cov: :hot_path_live_cov] ++
+        if(native?, do: [live_cov_nif: :hot_path_nif], else: []) ++
+        [live_cov_rustler: :hot_path_rustler, live_cov_floor: :hot_path_floor]
 
     {variants, verify, fn -> LiveCov.Cover.stop() end}
   end

@@ -139,6 +139,17 @@ defmodule LiveCov do
   @spec status() :: map
   def status, do: Session.status()
 
+  @doc """
+  One map per instrumented module: `module`, `md5` (of the original beam), `sites`, `mode`,
+  `backend`, `source`, `instrumented_at` (ms since the epoch); with `counts: true` also `hit`
+  (sites hit, counting covered nodes and imported data).
+
+      LiveCov.instrumented(counts: true)
+      #=> [%{module: MyApp.Calc, sites: 12, hit: 9, mode: :counts, backend: :native, ...}]
+  """
+  @spec instrumented(keyword) :: [map]
+  def instrumented(opts \\ []), do: Report.instrumented(opts)
+
   @doc "Instrumented modules."
   @spec modules() :: [module]
   def modules, do: Enum.map(Instrumented.modules(), & &1.module)

@@ -5,6 +5,7 @@
 #   scripts/matrix.sh 27 29          # some of them
 #   scripts/matrix.sh 29 -- test/live_cov/cover_oracle_test.exs   # arguments for `mix test`
 #   scripts/matrix.sh --shell 27     # a shell in that runtime's root, the project copied in
+#   scripts/matrix.sh all --bench hot_path [-- ARGS]   # a benchmark program in each runtime
 #
 # On a runtime with native line counters (27, 29) the suite runs once per counter backend:
 # with the default (`:auto`, which picks the native backend there) and with
@@ -51,6 +52,7 @@ usage() {
 }
 
 shell=0
+bench=""
 versions=()
 mix_args=()
 while [ $# -gt 0 ]; do
@@ -58,6 +60,7 @@ while [ $# -gt 0 ]; do
     all) versions+=(25 27 29) ;;
     25 | 27 | 29) versions+=("$1") ;;
     --shell) shell=1 ;;
+    --bench) shift; bench=${1:?--bench needs a program name (bench/NAME.exs)} ;;
     --) shift; mix_args=("$@"); break ;;
     -h | --help) usage ;;
     *) echo "matrix.sh: unknown runtime or option '$1' (use 25, 27, 29, all, --shell, -- mix args)" >&2; exit 2 ;;
@@ -244,6 +247,26 @@ for v in "${versions[@]}"; do
   s=$(suite_of "$v")
   [ -z "$s" ] || ensure_root "$s"
 done
+
+# A benchmark program in each runtime, its tables printed and kept in tmp/matrix/.
+run_bench() {
+  local v=$1 logf="$PROJECT/tmp/matrix/bench-$bench-$1.log"
+  mkdir -p "$PROJECT/tmp/matrix"
+  log "OTP $v: mix live_cov.bench $bench"
+  local args=""
+  [ ${#mix_args[@]} -gt 0 ] && args=" --$(printf ' %q' "${mix_args[@]}")"
+  set +e
+  run_in "$v" "export MIX_ENV=test; mix compile >/dev/null && mix live_cov.bench $bench$args" 2>&1 | tee "$logf"
+  local status=${PIPESTATUS[0]}
+  set -e
+  return "$status"
+}
+
+if [ -n "$bench" ]; then
+  overall=0
+  for v in "${versions[@]}"; do run_bench "$v" || overall=1; done
+  exit $overall
+fi
 
 if [ "$shell" = 1 ]; then
   run_in "${versions[0]}" 'export MIX_ENV=test; exec bash -i'

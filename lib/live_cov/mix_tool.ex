@@ -95,7 +95,7 @@ defmodule LiveCov.MixTool do
 
     case LiveCov.Counter.resolve(Keyword.get(opts, :backend)) do
       {:ok, backend} ->
-        Mix.shell().info("Instrumenting modules with LiveCov (backend: #{backend}) ...")
+        Mix.shell().info("Instrumenting modules with LiveCov ... (backend: #{backend})")
 
       {:error, {_kind, message}} ->
         Mix.raise("LiveCov: #{message}")

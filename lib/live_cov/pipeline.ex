@@ -230,7 +230,7 @@ defmodule LiveCov.Pipeline do
     module = if is_atom(target), do: target, else: beam_module_name(target)
 
     with true <- LiveCov.Runtime.native_coverage?(),
-         true <- is_atom(module) and :erlang.module_loaded(module),
+         true <- :erlang.module_loaded(module),
          nil <- Instrumented.lookup(module),
          true <- line_counted?(module) do
       {:error,

@@ -208,7 +208,10 @@ defmodule LiveCov.Publish do
   end
 
   defp request_headers(extra) do
-    base = [{~c"user-agent", String.to_charlist("live_cov/#{LiveCov.Agent.Status.version()}")}]
+    base = [
+      {~c"user-agent", String.to_charlist("live_cov/#{LiveCov.Runtime.live_cov_version()}")}
+    ]
+
     base ++ Enum.map(extra, fn {k, v} -> {String.to_charlist(k), String.to_charlist(v)} end)
   end
 

@@ -30,6 +30,29 @@ defmodule LiveCov.Report do
     end
   end
 
+  @doc "See `LiveCov.instrumented/1`."
+  @spec instrumented(keyword) :: [map]
+  def instrumented(opts \\ []) do
+    infos = Instrumented.modules()
+    counts = if Keyword.get(opts, :counts, false), do: LiveCov.Counts.collect(infos), else: %{}
+
+    for info <- infos do
+      row = %{
+        module: info.module,
+        md5: info.md5,
+        sites: LiveCov.ModuleInfo.size(info),
+        mode: info.mode,
+        backend: info.backend,
+        source: info.source,
+        instrumented_at: info.instrumented_at
+      }
+
+      if opts[:counts],
+        do: Map.put(row, :hit, Enum.count(Map.get(counts, info.module, []), &(&1 > 0))),
+        else: row
+    end
+  end
+
   @doc "See `LiveCov.report/1`."
   @spec build(keyword) :: Stats.t() | {:error, {atom, String.t()}}
   def build(opts \\ []), do: Stats.build(module_data(opts), Keyword.take(opts, @stats_opts))

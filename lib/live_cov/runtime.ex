@@ -50,4 +50,13 @@ defmodule LiveCov.Runtime do
         value
     end
   end
+
+  @doc "LiveCov's own version (`\"unknown\"` when its application is not loaded)."
+  @spec live_cov_version :: String.t()
+  def live_cov_version do
+    case Application.spec(:live_cov, :vsn) do
+      nil -> "unknown"
+      vsn -> List.to_string(vsn)
+    end
+  end
 end

@@ -150,16 +150,16 @@ defmodule LiveCov.InstrumentTest do
   end
 
   describe "compile/4" do
-    test "bumps are remote calls LiveCov.Native.bump(slot, index) by default" do
+    test "NIF bumps are remote calls LiveCov.Native.bump(slot, index)" do
       a = :erl_anno.new(0)
 
-      assert Instrument.site_fun(3).(9, 4) ==
+      assert Instrument.site_fun(3, backend: :nif).(9, 4) ==
                {:call, a, {:remote, a, {:atom, a, LiveCov.Native}, {:atom, a, :bump}},
                 [{:integer, a, 3}, {:integer, a, 9}]}
 
       {:ok, forms} = Forms.fetch(:instr_erl)
       {:ok, munged, _sites, _} = Rewrite.transform(forms.forms, :instr_erl)
-      assert {:ok, binary} = Instrument.compile(forms, munged, 12)
+      assert {:ok, binary} = Instrument.compile(forms, munged, 12, backend: :nif)
       {:ok, {:instr_erl, [imports: imports]}} = :beam_lib.chunks(binary, [:imports])
       assert {LiveCov.Native, :bump, 2} in imports
       refute {FakeBump, :bump, 2} in imports
@@ -168,8 +168,22 @@ defmodule LiveCov.InstrumentTest do
       assert info[:source] == forms.source
     end
 
+    test "native sites are cover's line counters: no call, force_line_counters" do
+      assert Instrument.site_fun(3, backend: :native).(9, 4) == {:executable_line, 4, 10}
+      assert :force_line_counters in Instrument.compile_options(backend: :native)
+      refute :force_line_counters in Instrument.compile_options(backend: :nif)
+
+      if LiveCov.Runtime.native_coverage?() do
+        {:ok, forms} = Forms.fetch(:instr_erl)
+        {:ok, munged, _sites, _} = Rewrite.transform(forms.forms, :instr_erl)
+        assert {:ok, binary} = Instrument.compile(forms, munged, 12, backend: :native)
+        {:ok, {:instr_erl, [imports: imports]}} = :beam_lib.chunks(binary, [:imports])
+        refute {LiveCov.Native, :bump, 2} in imports
+      end
+    end
+
     test "optimize: picks the compile profile; both bump the same sites" do
-      profile = Instrument.compile_options([])
+      profile = Instrument.compile_options(backend: :nif)
       assert :no_lint in profile and :no_type_opt in profile and :no_ssa_opt_sink in profile
       # Every option names a pass this compiler has (an unknown option would be ignored).
       for opt <- profile -- [:no_lint, :no_type_opt, :no_module_opt, :no_share_opt] do
@@ -177,8 +191,8 @@ defmodule LiveCov.InstrumentTest do
         assert known_ssa_pass?(String.to_atom(pass)), "#{opt}: no such compiler pass"
       end
 
-      assert Instrument.compile_options(optimize: :coverage) == Instrument.compile_options([])
-      assert Instrument.compile_options(optimize: :full) == []
+      assert Instrument.compile_options(optimize: :coverage, backend: :nif) == profile
+      assert Instrument.compile_options(optimize: :full, backend: :nif) == []
 
       assert_raise ArgumentError, ~r/optimize: :fast is not a LiveCov compile profile/, fn ->
         Instrument.compile_options(optimize: :fast)

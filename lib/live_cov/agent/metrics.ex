@@ -22,8 +22,6 @@ defmodule LiveCov.Agent.Metrics do
   # `100` (nothing to miss, as in `LiveCov.Stats`). Counts are those reports see
   # (`LiveCov.Counts`: this node, covered nodes and imported data).
 
-  alias LiveCov.{Counts, Instrumented}
-
   @type row :: %{
           application: String.t(),
           module: String.t(),
@@ -38,18 +36,15 @@ defmodule LiveCov.Agent.Metrics do
   @doc "One row per instrumented module: application, module, sites, sites hit."
   @spec rows() :: [row]
   def rows do
-    infos = Instrumented.modules()
-    counts = Counts.collect(infos)
+    infos = LiveCov.instrumented(counts: true)
     owners = LiveCov.Agent.Status.owners(Enum.map(infos, & &1.module))
 
     for info <- infos do
-      c = Map.get(counts, info.module, [])
-
       %{
         application: owners |> Map.get(info.module, "") |> to_string(),
         module: Atom.to_string(info.module),
-        sites: LiveCov.ModuleInfo.size(info),
-        hit: Enum.count(c, &(&1 > 0))
+        sites: info.sites,
+        hit: info.hit
       }
     end
   end

@@ -21,12 +21,10 @@ defmodule LiveCov.Agent.Status do
   # line of a VERSION file: `config :live_cov, :version_file`, else `VERSION` in the release
   # root (`:code.root_dir/0`), else in the current directory.
 
-  alias LiveCov.Instrumented
-
   @doc "The status map (see the module doc)."
   @spec build() :: map
   def build do
-    infos = Instrumented.modules()
+    infos = LiveCov.instrumented()
     status = LiveCov.status()
     owners = owners(Enum.map(infos, & &1.module))
     {commit, source} = git_commit()
@@ -43,7 +41,7 @@ defmodule LiveCov.Agent.Status do
             module: Atom.to_string(info.module),
             application: owners |> Map.get(info.module) |> app_name(),
             md5: hex(info.md5),
-            sites: LiveCov.ModuleInfo.size(info),
+            sites: info.sites,
             mode: Atom.to_string(info.mode),
             backend: Atom.to_string(info.backend),
             source: info.source && to_string(info.source),
@@ -73,12 +71,7 @@ defmodule LiveCov.Agent.Status do
 
   @doc "LiveCov's version."
   @spec version() :: String.t()
-  def version do
-    case Application.spec(:live_cov, :vsn) do
-      nil -> "unknown"
-      vsn -> List.to_string(vsn)
-    end
-  end
+  defdelegate version, to: LiveCov.Runtime, as: :live_cov_version
 
   @doc "`%{module => application}` for the given modules that belong to a loaded application."
   @spec owners([module]) :: %{module => atom}

@@ -5,6 +5,14 @@ defmodule LiveCov.Counter.HarvesterTest do
   alias LiveCov.{Counter, Instrumented}
   alias LiveCov.Test.FixtureBuild
 
+  # OTP 27+ only; the module is skipped elsewhere.
+  @compile {:no_warn_undefined,
+            [
+              {:code, :get_coverage, 2},
+              {:code, :reset_coverage, 1},
+              {:code, :set_coverage_mode, 1}
+            ]}
+
   @native LiveCov.Runtime.native_coverage?()
   if not @native, do: @moduletag(skip: "OTP 27+ with the JIT (native line counters)")
 
