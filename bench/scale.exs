@@ -88,7 +88,15 @@ defmodule LiveCov.Bench.Scale do
       quick: quick,
       modules: Keyword.get(opts, :modules, if(quick, do: 200, else: 1000)),
       reps: Keyword.get(opts, :reps, if(quick, do: 5, else: 11)),
-      iterations: Keyword.get(opts, :iterations, if(quick, do: 50_000, else: 100_000)),
+      # ~2 ns a bump where the runtime counts lines natively: 10× the loop there keeps each
+      # timed run well above the clocks' resolution.
+      iterations:
+        Keyword.get(
+          opts,
+          :iterations,
+          if(quick, do: 50_000, else: 100_000) *
+            if(LiveCov.Runtime.native_coverage?(), do: 10, else: 1)
+        ),
       schedulers: Keyword.get(opts, :schedulers, default_schedulers())
     }
   end
@@ -603,23 +611,28 @@ defmodule LiveCov.Bench.Scale do
       (r[t].analyse.memory.meta - m.base) / max(m.sites, 1)
     end
 
+    # Where `:cover` counts with the VM's line counters (OTP 27+ with the JIT), so does
+    # LiveCov's default backend: the targets there are parity.
+    native = LiveCov.Runtime.native_coverage?()
+    {hot_max, local_max, work_max} = if native, do: {1.0, 1.0, 1.0}, else: {0.5, 1.0, 0.5}
+
     lines = [
       verdict(
-        "hot bump ≤ 0.5× `:cover` default (CPU, 1 process)",
+        "hot bump ≤ #{hot_max}× `:cover` default (CPU, 1 process)",
         hot["live_cov"] / hot["cover_default"],
-        0.5,
+        hot_max,
         "per-scheduler processes: #{fmt(hot_all["live_cov"] / hot_all["cover_default"], 3)}×"
       ),
       verdict(
-        "hot bump ≤ 1.0× `:cover` local_only (CPU, 1 process)",
+        "hot bump ≤ #{local_max}× `:cover` local_only (CPU, 1 process)",
         hot["live_cov"] / hot["cover_local_only"],
-        1.0,
+        local_max,
         "per-scheduler processes: #{fmt(hot_all["live_cov"] / hot_all["cover_local_only"], 3)}×"
       ),
       verdict(
-        "workload overhead ≤ 0.5× `:cover` default's (CPU)",
+        "workload overhead ≤ #{work_max}× `:cover` default's (CPU)",
         work["live_cov"].over / work["cover_default"].over,
-        0.5,
+        work_max,
         "LiveCov #{fmt(work["live_cov"].x, 2)}× plain, `:cover` default #{fmt(work["cover_default"].x, 2)}×, local_only #{fmt(work["cover_local_only"].x, 2)}×"
       )
     ]
@@ -1344,9 +1357,9 @@ defmodule LiveCov.Bench.Scale.Child do
 
     counters = crefs |> Enum.map(&:counters.info(&1).memory) |> Enum.sum()
 
+    # (OTP 29's cover also keeps `false` for modules it holds no binary of.)
     binaries =
-      :ets.tab2list(:cover_binary_code_table)
-      |> Enum.map(fn {_, b} -> byte_size(b) end)
+      for({_, b} when is_binary(b) <- :ets.tab2list(:cover_binary_code_table), do: byte_size(b))
       |> Enum.sum()
 
     %{meta: counters + ets, counters: counters, ets: ets, binaries: binaries, sites: sites}
@@ -1430,8 +1443,15 @@ defmodule LiveCov.Bench.Scale.Child do
   defp cpu_source do
     case File.ls("/proc/self/task") do
       {:ok, tasks} ->
-        files = for t <- tasks, do: String.to_charlist("/proc/self/task/#{t}/schedstat")
-        if Enum.all?(files, &is_integer(schedstat(&1))), do: Process.put(:cpu_files, files)
+        # A thread that exited while the BEAM booted (OTP 27+ starts and ends some) has no
+        # schedstat left: the threads still there are the ones that will run.
+        files =
+          for t <- tasks,
+              file = String.to_charlist("/proc/self/task/#{t}/schedstat"),
+              is_integer(schedstat(file)),
+              do: file
+
+        if files != [], do: Process.put(:cpu_files, files)
 
       _ ->
         :ok

@@ -36,7 +36,8 @@ defmodule LiveCov.Cover do
   them. A single target gives `{:ok, module}` or `{:error, reason}`; a list gives a list.
 
   `opts` (LiveCov's, not `:cover`'s): `backend: :auto | :native | :nif`, as for
-  `LiveCov.start/2` (default `:auto`, or `config :live_cov, backend: ...`).
+  `LiveCov.start/2` (default `:auto`, or `config :live_cov, backend: ...`); a bad value is
+  one `{:error, {kind, message}}` for the whole call.
 
       LiveCov.Cover.compile_beam(MyMod)                   #=> {:ok, MyMod}
       LiveCov.Cover.compile_beam(MyMod, backend: :nif)    #=> {:ok, MyMod}
@@ -47,9 +48,8 @@ defmodule LiveCov.Cover do
       when is_atom(target) or (is_list(target) and is_integer(hd(target))) do
     case compile_beams([target], opts) do
       [{:error, {:non_existing, _}}] -> {:error, :non_existing}
-      [{:error, {:invalid_option, _}} = error] -> error
-      [{:error, {:native_unavailable, _}} = error] -> error
       [result] -> result
+      {:error, _} = option_error -> option_error
     end
   end
 
@@ -84,11 +84,15 @@ defmodule LiveCov.Cover do
     end
   end
 
+  # An option error is the call's, once, whatever the targets.
   defp compile_beams(targets, opts) do
     {:ok, _} = Application.ensure_all_started(:live_cov)
-    resolved = targets |> Enum.map(&resolve/1) |> dedupe([])
-    todo = for {:ok, _module, target} <- resolved, do: target
-    fill(resolved, Pipeline.instrument(todo, Keyword.take(opts, [:backend])), [])
+
+    with {:ok, backend} <- LiveCov.Counter.resolve(opts[:backend]) do
+      resolved = targets |> Enum.map(&resolve/1) |> dedupe([])
+      todo = for {:ok, _module, target} <- resolved, do: target
+      fill(resolved, Pipeline.instrument(todo, backend: backend), [])
+    end
   end
 
   # Put the registry's results (in `todo` order) back among the resolution errors.

@@ -91,7 +91,6 @@ defmodule LiveCov.Errors do
     # Files.
     cant_open_file: {500, "(cover's shape) a file cannot be opened"},
     cant_read: {500, "a file cannot be read"},
-    read_failed: {500, "a file cannot be read"},
     cant_write: {500, "a file cannot be written"},
     write_failed: {500, "a file cannot be written"},
     mkdir_failed: {500, "a directory cannot be created"},

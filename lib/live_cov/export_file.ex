@@ -76,7 +76,7 @@ defmodule LiveCov.ExportFile do
 
   @doc """
   Reads an export written by `write_export/1` (or `mix test --cover --export-coverage`).
-  Returns `{:ok, export}` or `{:error, {kind, message}}` with kind `:read_failed` or
+  Returns `{:ok, export}` or `{:error, {kind, message}}` with kind `:cant_read` or
   `:invalid_export`.
   """
   @spec read(Path.t()) :: {:ok, export} | {:error, {atom, String.t()}}
@@ -94,7 +94,7 @@ defmodule LiveCov.ExportFile do
 
       {:error, reason} ->
         {:error,
-         {:read_failed,
+         {:cant_read,
           "cannot read LiveCov export #{path}: #{:file.format_error(reason)}; " <>
             "give the file written by `mix test --cover --export-coverage NAME`"}}
     end

@@ -76,7 +76,7 @@ defmodule LiveCov.Imported do
 
       {:error, reason} ->
         {:error,
-         {:cant_open_file, "cannot read #{name}: #{:file.format_error(reason)}; check the path"}}
+         {:cant_read, "cannot read #{name}: #{:file.format_error(reason)}; check the path"}}
     end
   end
 

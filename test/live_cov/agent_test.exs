@@ -225,8 +225,22 @@ defmodule LiveCov.AgentTest do
                  body: ~s({"applications":["agent_app"],"mode":"coverage"})
                )
 
-      assert %{"applications" => ["agent_app"]} = LiveCov.JSON.decode!(body)
+      assert %{"applications" => ["agent_app"], "backend" => "nif"} = LiveCov.JSON.decode!(body)
       assert LiveCov.Instrumented.lookup(:agent_app_calc).mode == :coverage
+    end
+
+    test "POST /instrument with a backend; /status says which one counts", %{url: url} do
+      assert {200, _, body} =
+               http(url, :post, "/instrument",
+                 body: ~s({"application":"agent_app","backend":"nif"})
+               )
+
+      assert %{"backend" => "nif"} = LiveCov.JSON.decode!(body)
+      assert {200, _, body} = http(url, :get, "/status")
+      status = LiveCov.JSON.decode!(body)
+      assert status["backend"] == "nif"
+      assert Enum.all?(status["modules"], &(&1["backend"] == "nif"))
+      assert %{"harvests" => _, "lost" => %{}, "reset_elsewhere" => %{}} = status["harvest"]
     end
 
     test "POST /stop without a body stops everything", %{url: url} do
@@ -242,6 +256,10 @@ defmodule LiveCov.AgentTest do
             {"[1,2]", 400, "invalid_body"},
             {~s({"application":"agent_app","colour":1}), 400, "invalid_body"},
             {~s({"application":"agent_app","mode":"fast"}), 400, "invalid_body"},
+            {~s({"application":"agent_app","backend":"fastest"}), 400, "invalid_body"},
+            {~s({"application":"agent_app","backend":["nif"]}), 400, "invalid_body"},
+            {~s({"application":"agent_app","mode":"coverage","backend":"native"}), 400,
+             "invalid_option"},
             {~s({"application":"agent_app","applications":["x"]}), 400, "invalid_body"},
             {~s({"applications":[]}), 400, "invalid_body"},
             {~s({"application":42}), 400, "invalid_body"},

@@ -162,6 +162,16 @@ defmodule LiveCov.CacheTest do
       assert [_] = entries(cache)
     end
 
+    test "entries are per counter backend: another backend's lookup misses", %{cache: cache} do
+      plant_entry(:lc_cache_fx_a, cache)
+      default = LiveCov.Counter.name_in([])
+      other = if default == :nif, do: :native, else: :nif
+      assert {:hit, info, _} = Cache.lookup(:lc_cache_fx_a, cache_dir: cache, backend: default)
+      assert info.backend == default
+      :ok = Counter.unregister(info.slot)
+      assert {:miss, _} = Cache.lookup(:lc_cache_fx_a, cache_dir: cache, backend: other)
+    end
+
     test "a hit loads the cached binary under its slot and counts like a compiled one",
          %{cache: cache} do
       # The reference: instrumented the normal way.

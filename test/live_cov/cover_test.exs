@@ -41,4 +41,25 @@ defmodule LiveCov.CoverTest do
     assert Cover.imported_modules() == []
     assert {:error, {:not_cover_compiled, :core_loop}} = Cover.analyse(:core_loop, :calls, :line)
   end
+
+  test "backend: is LiveCov's option of compile_beam/2; a bad one is one error for the call" do
+    assert {:error, {:invalid_option, msg}} = Cover.compile_beam(:core_loop, backend: :fast)
+    assert msg =~ "backend: :fast" and msg =~ "use :auto, :native"
+
+    assert {:error, {:invalid_option, _}} =
+             Cover.compile_beam([:core_loop, :core_loop], backend: :fast)
+
+    assert {:error, {:invalid_option, _}} = Cover.compile_beam_directory(".", backend: 3)
+    assert Cover.modules() == []
+
+    assert {:ok, :core_loop} = Cover.compile_beam(:core_loop, backend: :nif)
+    assert [%{module: :core_loop, backend: :nif}] = LiveCov.instrumented()
+
+    unless LiveCov.Runtime.native_coverage?() do
+      assert {:error, {:native_unavailable, msg}} =
+               Cover.compile_beam(:core_loop, backend: :native)
+
+      assert msg =~ "use backend: :auto or :nif"
+    end
+  end
 end

@@ -275,7 +275,7 @@ defmodule LiveCov.ExportFileTest do
 
     test "bad input is an error naming the file and the fix", %{dir: dir} do
       missing = Path.join(dir, "nope.json")
-      assert {:error, {:read_failed, msg}} = LiveCov.ExportFile.read(missing)
+      assert {:error, {:cant_read, msg}} = LiveCov.ExportFile.read(missing)
       assert msg =~ missing
 
       not_json = Path.join(dir, "x.json")
@@ -333,7 +333,7 @@ defmodule LiveCov.ExportFileTest do
         Mix.Tasks.LiveCov.Report.run(~w(--input #{input} --format pdf --output #{out}))
       end
 
-      assert_raise Mix.Error, ~r/read_failed/, fn ->
+      assert_raise Mix.Error, ~r/cant_read/, fn ->
         Mix.Tasks.LiveCov.Report.run(~w(--input #{dir}/missing.json))
       end
 

@@ -240,7 +240,7 @@ defmodule LiveCov.SnapshotTest do
                           [:trailing_data, :checksum_mismatch])
       end
 
-      assert {:error, {:cant_open_file, msg}} = LiveCov.import(Path.join(dir, "missing"))
+      assert {:error, {:cant_read, msg}} = LiveCov.import(Path.join(dir, "missing"))
       assert msg =~ "missing"
       assert {:error, {:not_a_snapshot, _}} = Snapshot.decode(:nope)
     end
