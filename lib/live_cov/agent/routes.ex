@@ -54,11 +54,12 @@ defmodule LiveCov.Agent.Routes do
   def call(["instrument"], req, _config) do
     with {:ok, body} <- json_body(req.body, required: true),
          :ok <- no_params(req.query),
-         :ok <- known_keys(body, ["application", "applications", "mode"]),
+         :ok <- known_keys(body, ["application", "applications", "mode", "backend"]),
          {:ok, names} <- app_names(body),
          {:ok, apps} <- resolve_apps(names),
-         {:ok, mode} <- mode(body) do
-      case LiveCov.start(apps, mode: mode) do
+         {:ok, mode} <- mode(body),
+         {:ok, backend} <- backend(body) do
+      case LiveCov.start(apps, mode: mode, backend: backend) do
         %{} = summary -> json(200, summary(summary))
         {:error, _} = error -> error
       end
@@ -371,6 +372,22 @@ defmodule LiveCov.Agent.Routes do
     end
   end
 
+  defp backend(body) do
+    case Map.get(body, "backend", "auto") do
+      "auto" ->
+        {:ok, :auto}
+
+      "native" ->
+        {:ok, :native}
+
+      "nif" ->
+        {:ok, :nif}
+
+      other ->
+        invalid_body(~s("backend" must be "auto", "native" or "nif", got: #{inspect(other)}))
+    end
+  end
+
   defp main_node do
     case LiveCov.MainNode.check_main() do
       :ok -> :ok
@@ -380,6 +397,7 @@ defmodule LiveCov.Agent.Routes do
 
   defp summary(summary) do
     base = %{
+      backend: Atom.to_string(summary.backend),
       instrumented: Enum.map(summary.instrumented, &Atom.to_string/1),
       applications: Enum.map(summary.applications, &Atom.to_string/1),
       skipped:
