@@ -77,7 +77,7 @@ defmodule LiveCov.Capture do
           do: {h, sites}
 
     %Snapshot{
-      provenance: [origin(opts)],
+      provenance: [origin(Keyword.put(opts, :backend, Instrumented.backend_of(infos)))],
       metas: for(%Meta{hash: h} = m <- metas, h != nil, into: %{}, do: {h, m}),
       counts: packed,
       pruned: pruned,
@@ -132,7 +132,11 @@ defmodule LiveCov.Capture do
     end
   end
 
-  @doc "The provenance entry of a snapshot made here now (`labels` as in `build/1`)."
+  @doc """
+  The provenance entry of a snapshot made here now (`labels` as in `build/1`; `backend`, the
+  snapshot's modules' `LiveCov.Instrumented.backend_of/1`, default: every instrumented
+  module's).
+  """
   @spec origin(keyword) :: Snapshot.origin()
   def origin(opts \\ []) do
     labels =
@@ -140,7 +144,7 @@ defmodule LiveCov.Capture do
       |> Enum.concat(Keyword.get(opts, :labels, []))
       |> Map.new(fn {k, v} -> {to_string(k), to_string(v)} end)
       |> Map.put_new(@boot_label, boot_id())
-      |> Map.put_new("backend", Atom.to_string(Instrumented.backend()))
+      |> Map.put_new("backend", Atom.to_string(opts[:backend] || Instrumented.backend()))
 
     %{
       node: Atom.to_string(node()),

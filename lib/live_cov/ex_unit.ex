@@ -240,7 +240,10 @@ defmodule LiveCov.ExUnit do
 
         %Snapshot{
           provenance: [
-            LiveCov.Capture.origin(labels: [test: test_label(module, test, parameters)])
+            LiveCov.Capture.origin(
+              labels: [test: test_label(module, test, parameters)],
+              backend: Instrumented.backend_of(infos)
+            )
           ],
           metas: Map.new(pairs, fn {m, _} -> {m.hash, m} end),
           counts: Map.new(pairs, fn {m, c} -> {m.hash, c} end)

@@ -21,8 +21,12 @@ defmodule LiveCov.Instrumented do
   each) or `:none` (nothing instrumented).
   """
   @spec backend() :: :native | :nif | :mixed | :none
-  def backend do
-    case modules() |> Enum.map(& &1.backend) |> Enum.uniq() do
+  def backend, do: backend_of(modules())
+
+  @doc "As `backend/0`, for the given modules' metadata."
+  @spec backend_of([ModuleInfo.t()]) :: :native | :nif | :mixed | :none
+  def backend_of(infos) do
+    case infos |> Enum.map(& &1.backend) |> Enum.uniq() do
       [] -> :none
       [one] -> one
       _ -> :mixed

@@ -68,6 +68,7 @@ defmodule LiveCov.Native do
   def native_attach(_slot, _module, _md5, _seen), do: nif_error()
   def native_detach(_slot), do: nif_error()
   def native_slots(), do: nif_error()
+  def native_source(_slot), do: nif_error()
   def native_harvest(_slot, _pairs), do: nif_error()
   def debug_panic(_message), do: nif_error()
   def json_encode(_term, _pretty), do: nif_error()

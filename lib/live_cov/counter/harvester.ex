@@ -22,21 +22,18 @@ defmodule LiveCov.Counter.Harvester do
   @doc "Harvests `:all` natively counted slots, or the given ones (others are skipped)."
   @spec harvest(:all | [non_neg_integer]) :: :ok
   def harvest(which) do
-    case Native.native_slots() do
-      [] ->
-        :ok
+    wanted =
+      if which == :all,
+        do: Native.native_slots(),
+        else: for(slot <- which, entry = Native.native_source(slot), do: entry)
 
-      slots ->
-        wanted = if which == :all, do: slots, else: Enum.filter(slots, &(elem(&1, 0) in which))
-
-        if wanted == [], do: :ok, else: call({:harvest, wanted})
-    end
+    if wanted == [], do: :ok, else: call({:harvest, wanted})
   end
 
   @doc "A last harvest of `slot`, then it stops following the runtime (no-op if it did not)."
   @spec detach(non_neg_integer) :: :ok
   def detach(slot) do
-    case List.keyfind(Native.native_slots(), slot, 0) do
+    case Native.native_source(slot) do
       nil -> :ok
       entry -> call({:detach, entry})
     end

@@ -239,8 +239,9 @@ defmodule LiveCov.Nodes.Remote do
   defp filename(%{original: {_, file}}, _entry), do: file
   defp filename(_, entry), do: entry.beam_path
 
+  # The size only: no harvest needed (`LiveCov.Counter` reads harvest first).
   defp slot_size(slot) do
-    case Counter.read_binary(slot) do
+    case Table.read_binary(slot) do
       {:ok, bin} -> div(byte_size(bin), 8)
       _ -> nil
     end

@@ -217,6 +217,19 @@ fn native_slots(env: Env) -> Vec<(usize, String, Binary)> {
         .collect()
 }
 
+/// `{slot, module_name, md5}` when `slot` is fed by runtime line counters, else `nil`: one
+/// slot's lookup, without walking the table as `native_slots/0` does.
+#[rustler::nif]
+fn native_source(env: Env, slot: usize) -> Term {
+    match TABLE.with_slot(slot, |s| s.native_source()) {
+        Ok(Some(src)) => {
+            let md5: Binary = NewBinary::from_slice(env, &src.md5).into();
+            (slot, src.module, md5).encode(env)
+        }
+        _ => rustler::types::atom::nil().encode(env),
+    }
+}
+
 /// Moves the growth of the runtime counters (`code:get_coverage(cover_id_line, M)`'s
 /// `[{cover_id, count}]`) into `slot`: `{:ok, {added, went_back}}`.
 #[rustler::nif]
