@@ -13,8 +13,8 @@ defmodule LiveCov.Instrument do
   #
   # Every counter placeholder becomes the counter backend's site expression
   # (`LiveCov.Counter.Backend`): `LiveCov.Native.bump(slot, index)` with literal
-  # integers, or the runtime's own line counter. Nothing here ever kills a process: when old code is still
-  # running, the functions report the pids and leave them alone.
+  # integers, or the runtime's own line counter. Nothing here ever kills a process:
+  # when old code is still running, the functions report the pids and leave them alone.
 
   alias LiveCov.Instrument.{Forms, Munge}
 

@@ -180,8 +180,10 @@ defmodule LiveCov.Nodes.Remote do
     if old, do: Counter.detach(old.slot)
 
     with {:ok, _} <- Counter.register_at(slot, n),
-         :ok <- Instrument.load(module, entry.binary, filename(record, entry)),
-         :ok <- Counter.attach(slot, module, backend(entry)) do
+         :ok <- Instrument.load(module, entry.binary, filename(record, entry)) do
+      # Loaded means recorded (so a stop restores it), whether or not the runtime's
+      # counters could be followed.
+      _ = Counter.attach(slot, module, backend(entry))
       if old && old.slot != slot, do: Counter.unregister(old.slot)
       {{module, :fresh}, put_in(state.modules[module], record)}
     else
